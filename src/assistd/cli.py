@@ -1,0 +1,125 @@
+"""Command line: ``assistd serve | migrate | keys create``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from assistd.config import Settings
+from assistd.services.auth import AuthService
+from assistd.store.database import Database
+
+
+class ConfigurationError(Exception):
+    """A setting that makes the command unsafe or impossible to run."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
+        except OSError:
+            return False
+
+
+async def _migrate(settings: Settings) -> None:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+    finally:
+        await db.dispose()
+
+
+async def _check_bind(settings: Settings) -> None:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        has_keys = await AuthService(db, settings.static_keys()).has_keys()
+    finally:
+        await db.dispose()
+    if not has_keys and not is_loopback(settings.host):
+        raise ConfigurationError(
+            f"refusing to listen on {settings.host}: no API keys are configured, so anyone "
+            "who can reach this address could use the server. Set ASSISTD_API_KEYS or run "
+            "`assistd keys create --project NAME`, or bind to 127.0.0.1."
+        )
+
+
+async def _create_key(settings: Settings, project: str) -> str:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        return await AuthService(db, []).create_key(project)
+    finally:
+        await db.dispose()
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from assistd.http.app import create_app
+
+    asyncio.run(_check_bind(settings))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Forwarded headers are only trusted from a proxy the operator configures.
+        proxy_headers=False,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistd", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML config file (or ASSISTD_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = sub.add_parser("serve", help="run the API server")
+    serve_cmd.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    sub.add_parser("migrate", help="apply database migrations")
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--project", required=True, help="project the key belongs to")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.config is not None:
+        overrides["config"] = args.config
+    if args.command == "serve":
+        if args.host:
+            overrides["host"] = args.host
+        if args.port is not None:
+            overrides["port"] = args.port
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+            print("migrations applied")
+        else:
+            print(asyncio.run(_create_key(settings, args.project)))
+    except ConfigurationError as exc:
+        print(f"assistd: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,116 @@
+"""Settings, built once at the edge (CLI or test) and passed down.
+
+Sources, highest priority first: explicit keyword arguments, ``ASSISTD_*`` environment
+variables, the TOML config file named by ``ASSISTD_CONFIG`` (or ``--config``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_PROJECT = "default"
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTD_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="SQLite database and file blobs.")
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db; "
+        "default is SQLite under data_dir.",
+    )
+    api_keys: str = Field(
+        default="",
+        description="Comma-separated keys; 'project:key' puts a key in a project, "
+        "a bare key is in the default project.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    log_level: str = "info"
+    models: str = Field(
+        default="gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,gpt-4-turbo,gpt-3.5-turbo",
+        description="Comma-separated model ids listed by /v1/models.",
+    )
+    config: Path | None = Field(default=None, description="Optional TOML config file.")
+
+    @field_validator("api_keys", "models", mode="before")
+    @classmethod
+    def _join_lists(cls, value: Any) -> Any:
+        # The TOML file may give these as arrays; the environment gives comma strings.
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_path = _config_path(init_settings)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_path is not None:
+            sources.append(InitSettingsSource(settings_cls, _read_toml(config_path)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistd.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    def static_keys(self) -> list[tuple[str, str]]:
+        """Keys from ``api_keys`` as (project, key) pairs."""
+        pairs: list[tuple[str, str]] = []
+        for raw in self.api_keys.split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            project, sep, key = item.partition(":")
+            if sep and project and key:
+                pairs.append((project.strip(), key.strip()))
+            else:
+                pairs.append((DEFAULT_PROJECT, item))
+        return pairs
+
+
+def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    explicit = init_settings().get("config")
+    value = explicit if explicit is not None else os.environ.get("ASSISTD_CONFIG")
+    return Path(value) if value else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    # Accept either top-level keys or an [assistd] table.
+    section = data.get("assistd", data)
+    if not isinstance(section, dict):
+        raise ValueError(f"config file {path}: [assistd] must be a table")
+    return section

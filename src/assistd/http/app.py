@@ -1,0 +1,54 @@
+"""The application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from assistd.config import Settings
+from assistd.http.errors import install_error_handlers
+from assistd.http.routes import assistants, files, messages, models, threads
+from assistd.services.container import Services
+
+logger = logging.getLogger("assistd")
+
+API_PREFIX = "/v1"
+EXPIRY_SWEEP_SECONDS = 60.0
+
+
+async def _sweep_expired(services: Services) -> None:
+    while True:
+        try:
+            await services.files.purge_expired()
+        except Exception:
+            logger.exception("expired-file sweep failed; retrying later")
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the ASGI app; migrations run at start-up, background tasks stop at shutdown."""
+    services = services or Services.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.db.migrate()
+        sweeper = asyncio.create_task(_sweep_expired(services), name="assistd-file-expiry")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await services.db.dispose()
+
+    app = FastAPI(title="assistd", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (assistants.router, threads.router, messages.router, files.router, models.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(models.health)
+    return app

@@ -1,0 +1,96 @@
+"""Request-scoped dependencies: the caller's project, bounded bodies, list parameters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ValidationError
+
+from assistd.errors import InvalidRequestError, PayloadTooLargeError
+from assistd.http.validation import to_api_error
+from assistd.services.container import Services
+from assistd.store.repository import PageQuery
+
+M = TypeVar("M", bound=BaseModel)
+
+# JSON bodies are small in this API (instructions top out at 256k characters); anything
+# much larger is a mistake or an attack and is refused before it is read into memory.
+MAX_JSON_BYTES = 8 * 1024 * 1024
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_project(request: Request) -> str:
+    return await get_services(request).auth.project_for(request.headers.get("authorization"))
+
+
+Svc = Annotated[Services, Depends(get_services)]
+Project = Annotated[str, Depends(get_project)]
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"Request body is too large (limit {limit} bytes).")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"Request body is too large (limit {limit} bytes).")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency parsing the JSON body into ``model``; an empty body means ``{}``."""
+
+    async def dependency(request: Request) -> M:
+        raw = await read_bounded(request, MAX_JSON_BYTES)
+        data: object = {}
+        if raw.strip():
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise InvalidRequestError(
+                    "We could not parse the JSON body of your request. (HINT: This likely "
+                    "means you aren't using your HTTP library correctly. The OpenAI API "
+                    "expects a JSON payload, but what was sent was not valid JSON.)"
+                ) from None
+        if not isinstance(data, dict):
+            raise InvalidRequestError(
+                "Invalid type for the request body: expected an object.", code="invalid_type"
+            )
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise to_api_error(exc.errors(), data) from None
+
+    return dependency
+
+
+def page_query(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> PageQuery:
+    return PageQuery(limit=limit, order=order, after=after, before=before)
+
+
+def file_page_query(
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> PageQuery:
+    return PageQuery(limit=limit, order=order, after=after)
+
+
+Page = Annotated[PageQuery, Depends(page_query)]
+FilePage = Annotated[PageQuery, Depends(file_page_query)]

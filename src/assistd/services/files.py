@@ -1,0 +1,198 @@
+"""Files: upload (bounded), read, list, delete, download, and expiry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+from assistd import clock, ids
+from assistd.errors import InvalidRequestError, PayloadTooLargeError, not_found
+from assistd.protocol.common import DeletedResponse, ListResponse
+from assistd.protocol.files import UPLOAD_PURPOSES, FileObject
+from assistd.services.listing import list_response
+from assistd.store import repos
+from assistd.store.blobs import BlobStore
+from assistd.store.database import Database
+from assistd.store.repository import PageQuery, Row
+
+logger = logging.getLogger("assistd.files")
+
+EXPIRY_MIN_SECONDS = 3600
+EXPIRY_MAX_SECONDS = 30 * 24 * 3600
+
+
+@dataclass
+class Upload:
+    """An upload as the HTTP layer parsed it from the multipart form."""
+
+    filename: str
+    content_type: str | None
+    data: BinaryIO
+    purpose: str | None
+    expires_anchor: str | None = None
+    expires_seconds: str | None = None
+
+
+def to_wire(row: Row) -> FileObject:
+    return FileObject(
+        id=row["id"],
+        bytes=row["bytes"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        filename=row["filename"],
+        purpose=row["purpose"],
+        status=row["status"],
+        status_details=row["status_details"],
+    )
+
+
+def too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"File is too large. The maximum size of an uploaded file is {limit} bytes.",
+        param="file",
+        code="file_too_large",
+    )
+
+
+def _validate_purpose(purpose: str | None) -> str:
+    if not purpose:
+        raise InvalidRequestError(
+            "Missing required parameter: 'purpose'.",
+            param="purpose",
+            code="missing_required_parameter",
+        )
+    if purpose not in UPLOAD_PURPOSES:
+        raise InvalidRequestError(
+            f"Invalid value for 'purpose': '{purpose[:64]}'. Supported values are: "
+            + ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+            + ".",
+            param="purpose",
+            code="invalid_value",
+        )
+    return purpose
+
+
+def _expiry(upload: Upload, created_at: int) -> int | None:
+    if upload.expires_anchor is None and upload.expires_seconds is None:
+        return None
+    if upload.expires_anchor != "created_at":
+        raise InvalidRequestError(
+            "Invalid value for 'expires_after.anchor': expected 'created_at'.",
+            param="expires_after.anchor",
+            code="invalid_value",
+        )
+    try:
+        seconds = int(upload.expires_seconds or "")
+    except ValueError:
+        seconds = -1
+    if not EXPIRY_MIN_SECONDS <= seconds <= EXPIRY_MAX_SECONDS:
+        raise InvalidRequestError(
+            f"Invalid value for 'expires_after.seconds': expected an integer between "
+            f"{EXPIRY_MIN_SECONDS} and {EXPIRY_MAX_SECONDS}.",
+            param="expires_after.seconds",
+            code="invalid_value",
+        )
+    return created_at + seconds
+
+
+class FileService:
+    def __init__(self, db: Database, blobs: BlobStore, max_bytes: int) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    def _live(self, project: str) -> list[sa.ColumnElement[bool]]:
+        t = repos.files.table
+        return [
+            t.c.project == project,
+            sa.or_(t.c.expires_at.is_(None), t.c.expires_at > clock.now()),
+        ]
+
+    async def _get_row(self, project: str, file_id: str) -> Row:
+        async with self.db.read() as conn:
+            row = await repos.files.get(conn, project, file_id, *self._live(project)[1:])
+        if row is None:
+            raise not_found("file", file_id)
+        return row
+
+    async def create(self, project: str, upload: Upload) -> FileObject:
+        purpose = _validate_purpose(upload.purpose)
+        created_at = clock.now()
+        expires_at = _expiry(upload, created_at)
+        filename = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        if not filename:
+            raise InvalidRequestError(
+                "Missing required parameter: 'file'.",
+                param="file",
+                code="missing_required_parameter",
+            )
+        file_id = ids.new_id("file")
+        stored = await self.blobs.put(file_id, upload.data)
+        if stored.size > self.max_bytes:
+            await self.blobs.delete(file_id)
+            raise too_large(self.max_bytes)
+        row: dict[str, Any] = {
+            "id": file_id,
+            "sort_key": ids.sort_key_of(file_id, "file"),
+            "project": project,
+            "created_at": created_at,
+            "filename": filename[:1024],
+            "purpose": purpose,
+            "bytes": stored.size,
+            # Nothing is post-processed, so an upload is usable as soon as it is stored.
+            "status": "processed",
+            "status_details": None,
+            "expires_at": expires_at,
+            "content_type": upload.content_type,
+            "sha256": stored.sha256,
+        }
+        try:
+            async with self.db.write() as conn:
+                await repos.files.insert(conn, row)
+        except BaseException:
+            await self.blobs.delete(file_id)
+            raise
+        return to_wire(row)
+
+    async def get(self, project: str, file_id: str) -> FileObject:
+        return to_wire(await self._get_row(project, file_id))
+
+    async def list(
+        self, project: str, query: PageQuery, purpose: str | None = None
+    ) -> ListResponse[FileObject]:
+        where = self._live(project)
+        if purpose is not None:
+            where.append(repos.files.table.c.purpose == purpose)
+        async with self.db.read() as conn:
+            page = await repos.files.page(conn, where, query)
+        return list_response(page, to_wire)
+
+    async def delete(self, project: str, file_id: str) -> DeletedResponse:
+        await self._get_row(project, file_id)
+        async with self.db.write() as conn:
+            if not await repos.files.delete(conn, project, file_id):
+                raise not_found("file", file_id)
+        await self.blobs.delete(file_id)
+        return DeletedResponse(id=file_id, object="file")
+
+    async def content(self, project: str, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
+        row = await self._get_row(project, file_id)
+        return to_wire(row), await self.blobs.open(file_id)
+
+    async def purge_expired(self) -> int:
+        """Delete expired files and their blobs; returns how many went."""
+        t = repos.files.table
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                sa.delete(t).where(t.c.expires_at <= clock.now()).returning(t.c.id)
+            )
+            gone = [r[0] for r in result]
+        for file_id in gone:
+            await self.blobs.delete(file_id)
+        if gone:
+            logger.info("purged %d expired files", len(gone))
+        return len(gone)

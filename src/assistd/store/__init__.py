@@ -1,0 +1,1 @@
+"""Storage: tables, repositories, migrations and the blob store."""

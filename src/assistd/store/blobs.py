@@ -1,0 +1,90 @@
+"""File contents, kept apart from the database behind a small interface.
+
+``LocalBlobStore`` writes under a directory; an S3-style store is a new class with the same
+four methods. Keys are object ids chosen by the server, never client input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    size: int
+    sha256: str
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, source: BinaryIO) -> StoredBlob:
+        """Copy ``source`` (read from its start) under ``key``; return size and digest."""
+        ...
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        """Open ``key`` (FileNotFoundError if absent, before any byte is sent) and stream it."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; absent keys are not an error."""
+        ...
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root``, fanned out by the last characters of the key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError("invalid blob key")
+        return self.root / key[-2:] / key
+
+    async def put(self, key: str, source: BinaryIO) -> StoredBlob:
+        return await asyncio.to_thread(self._put_sync, key, source)
+
+    def _put_sync(self, key: str, source: BinaryIO) -> StoredBlob:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        source.seek(0)
+        # Write to a temporary name first so a crash never leaves a half blob under the key.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return StoredBlob(size=size, sha256=digest.hexdigest())
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(self._path(key).open, "rb")
+        return _chunks(handle)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            yield chunk
+    finally:
+        handle.close()

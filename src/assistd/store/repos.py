@@ -1,0 +1,11 @@
+"""One repository per object table."""
+
+from __future__ import annotations
+
+from assistd.store import tables
+from assistd.store.repository import Repository
+
+assistants = Repository(tables.assistants, "assistant")
+threads = Repository(tables.threads, "thread")
+messages = Repository(tables.messages, "message")
+files = Repository(tables.files, "file")

@@ -1,0 +1,109 @@
+"""Table definitions (SQLAlchemy Core). Storage rows, not wire objects.
+
+Every object table has ``id`` (the public id), ``sort_key`` (decoded from the id, see
+``assistd.ids``) for stable creation order, ``project`` for isolation and ``created_at``.
+Nested structures the API only echoes (tools, tool_resources, content...) are JSON columns.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _object_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("sort_key", sa.BigInteger, nullable=False),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    ]
+
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+assistants = sa.Table(
+    "assistants",
+    metadata,
+    *_object_columns(),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("name", sa.String(256)),
+    sa.Column("description", sa.String(512)),
+    sa.Column("instructions", sa.Text),
+    sa.Column("tools", Json, nullable=False),
+    sa.Column("tool_resources", Json),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("temperature", sa.Float),
+    sa.Column("top_p", sa.Float),
+    sa.Column("response_format", Json),
+    sa.Column("reasoning_effort", sa.String(16)),
+    sa.Index(None, "project", "sort_key"),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    *_object_columns(),
+    sa.Column("tool_resources", Json),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Index(None, "project", "sort_key"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    *_object_columns(),
+    sa.Column(
+        "thread_id",
+        sa.String(64),
+        sa.ForeignKey("threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("content", Json, nullable=False),
+    sa.Column("attachments", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("assistant_id", sa.String(64)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("incomplete_details", Json),
+    sa.Column("completed_at", sa.BigInteger),
+    sa.Column("incomplete_at", sa.BigInteger),
+    sa.Index(None, "thread_id", "sort_key"),
+    sa.Index(None, "run_id"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    *_object_columns(),
+    sa.Column("filename", sa.String(1024), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_details", sa.Text),
+    sa.Column("expires_at", sa.BigInteger),
+    sa.Column("content_type", sa.String(256)),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Index(None, "project", "sort_key"),
+    sa.Index(None, "expires_at"),
+)
