@@ -1,0 +1,47 @@
+# The two commands users need: `make run` (server on the embedded SQLite default) and
+# `make test` (lint, types and the whole suite, as CI runs it). Both set everything up.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COMPAT := .venv-compat
+# The object-API subset also runs with the SDK version the original tutorials pin.
+COMPAT_OPENAI := openai==1.59.4
+
+.PHONY: run test lint pytest compat services clean
+
+run: $(VENV)/.run
+	$(BIN)/assistd migrate
+	$(BIN)/assistd serve
+
+test: $(VENV)/.dev services
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+	$(MAKE) compat
+
+compat: $(COMPAT)/.installed services
+	$(COMPAT)/bin/pytest tests/api -m "not sdk3" -p no:cacheprovider
+
+services:
+	@scripts/ensure-postgres
+
+$(BIN)/python:
+	@scripts/ensure-python $(PYTHON) $(VENV)
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.run
+
+$(COMPAT)/.installed: pyproject.toml
+	@scripts/ensure-python $(PYTHON) $(COMPAT)
+	$(COMPAT)/bin/pip install -q -e . '$(COMPAT_OPENAI)' 'pytest>=8.2'
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(COMPAT) .mypy_cache .ruff_cache .pytest_cache
