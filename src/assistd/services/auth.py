@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 import sqlalchemy as sa
 
@@ -27,17 +28,43 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Database lookups are cached this long: every request authenticates, and a key made by
+# `assistd keys create` in another process must still be seen within seconds.
+CACHE_SECONDS = 5.0
+
+
 class AuthService:
     def __init__(self, db: Database, static_keys: list[tuple[str, str]]) -> None:
         self.db = db
         self._static = [(hash_key(key), project) for project, key in static_keys]
+        self._projects: dict[str, tuple[float, str | None]] = {}
+        self._has_keys: tuple[float, bool] | None = None
 
     async def has_keys(self) -> bool:
         if self._static:
             return True
+        if self._has_keys is not None and time.monotonic() - self._has_keys[0] < CACHE_SECONDS:
+            return self._has_keys[1]
         async with self.db.read() as conn:
             found = await conn.execute(sa.select(sa.literal(1)).select_from(tables.api_keys))
-            return found.first() is not None
+            result = found.first() is not None
+        self._has_keys = (time.monotonic(), result)
+        return result
+
+    async def _stored_project(self, digest: str) -> str | None:
+        cached = self._projects.get(digest)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        async with self.db.read() as conn:
+            result = await conn.execute(
+                sa.select(tables.api_keys.c.project).where(tables.api_keys.c.key_hash == digest)
+            )
+            row = result.first()
+        project = str(row[0]) if row is not None else None
+        if len(self._projects) > 10_000:  # bound memory against floods of random keys
+            self._projects.clear()
+        self._projects[digest] = (time.monotonic(), project)
+        return project
 
     async def project_for(self, authorization: str | None) -> str:
         """The project of the bearer key in an ``Authorization`` header value."""
@@ -78,6 +105,8 @@ class AuthService:
                     created_at=clock.now(),
                 )
             )
+        self._projects.pop(hash_key(key), None)
+        self._has_keys = None
         return key
 
 

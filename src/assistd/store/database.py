@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,9 @@ class Database:
 
     On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on
     the database lock (with ``busy_timeout``) instead of failing when a read transaction
-    tries to upgrade; reads stay concurrent thanks to WAL.
+    tries to upgrade; reads stay concurrent thanks to WAL. Within one process, writers also
+    queue on an asyncio lock: SQLite's busy handler polls with growing sleeps, which turned
+    contention into second-long tail latencies.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -43,6 +46,7 @@ class Database:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -51,7 +55,11 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_engine.begin() as conn:
+        if self._write_lock is None:
+            async with self._write_engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._write_engine.begin() as conn:
             yield conn
 
     async def ping(self) -> None:
