@@ -55,6 +55,17 @@ def _json_type(value: Any) -> str:
     return "a value"
 
 
+def _query_number(value: Any) -> Any:
+    """A query parameter arrives as text ("0"): bounds errors report it as the number."""
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                continue
+    return value
+
+
 def param_path(loc: Sequence[int | str], data: Any) -> str:
     """Render a pydantic ``loc`` as OpenAI's param path, walking the input data.
 
@@ -86,9 +97,37 @@ def param_path(loc: Sequence[int | str], data: Any) -> str:
     return "".join(parts)
 
 
+def _union_base(loc: Sequence[int | str]) -> tuple[int | str, ...] | None:
+    """The location up to the first union branch label, or None when there is none."""
+    for i, item in enumerate(loc):
+        if isinstance(item, str) and ("[" in item or item in _BRANCH_LABELS):
+            return tuple(loc[:i])
+    return None
+
+
+def _pick(errors: Sequence[Any], data: Any) -> dict[str, Any]:
+    """The first error; among the branches of a union, the one that got furthest into the data.
+
+    For ``content: [{"type": "text", "text": 5}]`` pydantic reports the ``str`` branch first
+    ("expected a string"), but the client clearly meant the array and its bad ``text``.
+    """
+    first = dict(errors[0])
+    base = _union_base(first.get("loc", ()))
+    if base is None:
+        return first
+    siblings = [dict(e) for e in errors if _union_base(e.get("loc", ())) == base]
+
+    def depth(error: dict[str, Any]) -> tuple[int, bool]:
+        # A bad or missing tag means the input is an object aimed at the tagged branch.
+        tagged = error.get("type") in ("union_tag_invalid", "union_tag_not_found")
+        return len(param_path(error.get("loc", ()), data)), tagged
+
+    return max(siblings, key=depth)
+
+
 def to_api_error(errors: Sequence[Any], data: Any) -> InvalidRequestError:
-    """The first pydantic error as an ``InvalidRequestError``."""
-    error = dict(errors[0])
+    """The first pydantic error (the best union branch of it) as an ``InvalidRequestError``."""
+    error = _pick(errors, data)
     kind = str(error.get("type", ""))
     param = param_path(error.get("loc", ()), data) or None
     quoted = f"'{param}'" if param else "the request"
@@ -109,7 +148,7 @@ def to_api_error(errors: Sequence[Any], data: Any) -> InvalidRequestError:
             code="missing_required_parameter",
         )
     if kind in ("string_too_long", "too_long"):
-        noun = "string" if kind == "string_too_long" else "array"
+        noun = "string" if kind == "string_too_long" or isinstance(value, str) else "array"
         limit = ctx.get("max_length")
         length = len(value) if isinstance(value, (str, list, dict)) else ctx.get("actual_length")
         return InvalidRequestError(
@@ -120,7 +159,7 @@ def to_api_error(errors: Sequence[Any], data: Any) -> InvalidRequestError:
             code=f"{noun}_above_max_length",
         )
     if kind in ("string_too_short", "too_short"):
-        noun = "string" if kind == "string_too_short" else "array"
+        noun = "string" if kind == "string_too_short" or isinstance(value, str) else "array"
         limit = ctx.get("min_length")
         return InvalidRequestError(
             f"Invalid {quoted}: {noun} too short. Expected {'a' if noun == 'string' else 'an'} "
@@ -130,6 +169,7 @@ def to_api_error(errors: Sequence[Any], data: Any) -> InvalidRequestError:
         )
     if kind in _BOUNDS:
         suffix, op, key = _BOUNDS[kind]
+        value = _query_number(value)
         number = "integer" if isinstance(value, int) and not isinstance(value, bool) else "decimal"
         direction = "below minimum" if suffix.startswith("below") else "above maximum"
         return InvalidRequestError(
@@ -138,8 +178,18 @@ def to_api_error(errors: Sequence[Any], data: Any) -> InvalidRequestError:
             param=param,
             code=f"{number}_{suffix}",
         )
-    if kind in ("literal_error", "enum", "union_tag_invalid"):
-        expected = ctx.get("expected") or ctx.get("expected_tags") or ""
+    if kind == "union_tag_invalid":
+        # The tag names the branch: report the tag field and its value, not the whole object.
+        tag = ctx.get("discriminator", "'type'").strip("'")
+        full = f"{param}.{tag}" if param else tag
+        return InvalidRequestError(
+            f"Invalid value for '{full}': '{str(ctx.get('tag', ''))[:80]}'. "
+            f"Supported values are: {ctx.get('expected_tags', '')}.",
+            param=full,
+            code="invalid_value",
+        )
+    if kind in ("literal_error", "enum"):
+        expected = ctx.get("expected") or ""
         shown = json.dumps(value)[:80] if not isinstance(value, str) else f"'{value[:80]}'"
         return InvalidRequestError(
             f"Invalid value for {quoted}: {shown}. Supported values are: {expected}.",
