@@ -18,6 +18,7 @@ test: $(VENV)/.dev services
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 	$(MAKE) compat
 

@@ -169,14 +169,19 @@ def client(make_client: ClientFactory) -> openai.OpenAI:
     return make_client()
 
 
+def raw_client(server: LiveServer, api_key: str) -> httpx.Client:
+    """An httpx client with the key and the beta header the SDK would send."""
+    return httpx.Client(
+        base_url=server.base_url,
+        headers={"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"},
+        timeout=30,
+    )
+
+
 @pytest.fixture
 def http(server: LiveServer, client: openai.OpenAI) -> Iterator[httpx.Client]:
     """Raw HTTP in the same project as ``client``, for what the SDK cannot send."""
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"Authorization": f"Bearer {client.api_key}", "OpenAI-Beta": "assistants=v2"},
-        timeout=30,
-    ) as raw:
+    with raw_client(server, client.api_key) as raw:
         yield raw
 
 

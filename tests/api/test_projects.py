@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import STATIC_KEY, ClientFactory, LiveServer, assert_error
+from tests.conftest import STATIC_KEY, ClientFactory, LiveServer, assert_error, raw_client
 
 
 @dataclass
@@ -40,11 +40,7 @@ def owned(client: openai.OpenAI) -> Owned:
 
 @pytest.fixture
 def other_http(server: LiveServer, other: openai.OpenAI) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"Authorization": f"Bearer {other.api_key}", "OpenAI-Beta": "assistants=v2"},
-        timeout=30,
-    ) as raw:
+    with raw_client(server, other.api_key) as raw:
         yield raw
 
 

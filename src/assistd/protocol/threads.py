@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
-
 from assistd.protocol.common import Metadata, RequestModel, ToolResources, WireModel
 from assistd.protocol.messages import CreateMessageRequest
 
 
 class CreateThreadRequest(RequestModel):
-    messages: list[CreateMessageRequest] | None = Field(default=None, max_length=32)
+    messages: list[CreateMessageRequest] | None = None
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
 
