@@ -15,8 +15,8 @@ run: $(VENV)/.run
 	$(BIN)/assistd serve
 
 test: $(VENV)/.dev services
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest

@@ -98,7 +98,9 @@ async def run(base_url: str, total: int, concurrency: int) -> None:
             (await http.post(f"/threads/{thread}/messages", json=body)).raise_for_status()
 
         async def list_messages(_i: int) -> None:
-            (await http.get(f"/threads/{thread}/messages", params={"limit": 100})).raise_for_status()
+            (
+                await http.get(f"/threads/{thread}/messages", params={"limit": 100})
+            ).raise_for_status()
 
         for name, op in (
             ("create assistant", create_assistant),
@@ -120,8 +122,10 @@ def main() -> None:
         proc, base_url = start_server(data_dir, args.postgres)
         try:
             store = "PostgreSQL" if args.postgres else "SQLite"
-            print(f"assistd object API, {store}, {args.concurrency} concurrent clients, "
-                  f"{args.requests} requests per operation, {os.cpu_count()} cores")
+            print(
+                f"assistd object API, {store}, {args.concurrency} concurrent clients, "
+                f"{args.requests} requests per operation, {os.cpu_count()} cores"
+            )
             asyncio.run(run(base_url, args.requests, args.concurrency))
         finally:
             proc.terminate()

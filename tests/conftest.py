@@ -20,6 +20,8 @@ import openai
 import pytest
 import uvicorn
 
+from assistd.backends.registry import BackendRegistry
+from assistd.backends.scripted import ScriptedBackend
 from assistd.config import Settings
 from assistd.http.app import create_app
 from assistd.services.container import Services
@@ -35,9 +37,12 @@ STATIC_KEY = "sk-test-static"  # in project "static", configured through ASSISTD
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
-        self.services = Services.build(settings)
+        self.scripted = ScriptedBackend()
+        # Any model name is served by the scripted backend unless a test passes a registry.
+        overrides.setdefault("registry", BackendRegistry(fallback=self.scripted))
+        self.services = Services.build(settings, **overrides)
         app = create_app(settings, self.services)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -125,6 +130,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "api_keys": f"static:{STATIC_KEY}",
         # Small enough that the 413 test uploads little; large enough for every other test.
         "max_upload_bytes": 2 * 1024 * 1024,
+        # Poll helpers follow this hint; a short one keeps run tests quick.
+        "poll_after_ms": 20,
         **overrides,
     }
     return Settings(**values)

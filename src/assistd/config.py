@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -20,6 +20,17 @@ from pydantic_settings import (
 )
 
 DEFAULT_PROJECT = "default"
+
+
+class UpstreamConfig(BaseModel):
+    """One OpenAI-compatible upstream and the model names it serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base_url: str
+    api_key: str | None = None
+    models: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -47,6 +58,34 @@ class Settings(BaseSettings):
         description="Comma-separated model ids listed by /v1/models.",
     )
     config: Path | None = Field(default=None, description="Optional TOML config file.")
+    upstream_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible Chat Completions upstream (e.g. https://api.openai.com/v1, "
+        "http://127.0.0.1:11434/v1); serves every model name not served locally.",
+    )
+    upstream_api_key: str | None = Field(default=None, description="Bearer key for the upstream.")
+    upstreams: list[UpstreamConfig] = Field(
+        default_factory=list,
+        description="More upstreams (config file only): [[assistd.upstreams]] tables.",
+    )
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Config file only: [assistd.model_aliases] alias = 'served model name'.",
+    )
+    upstream_timeout_seconds: float = Field(default=600.0, gt=0)
+    upstream_max_retries: int = Field(default=3, ge=0, le=10)
+    run_expires_seconds: int = Field(
+        default=600, ge=1, description="How long a run may wait in requires_action."
+    )
+    run_lease_seconds: int = Field(
+        default=30,
+        ge=2,
+        description="A worker that has not renewed its lease on a run this long is presumed dead.",
+    )
+    poll_after_ms: int = Field(
+        default=500, ge=0, description="openai-poll-after-ms hint sent with unfinished runs."
+    )
+    worker_concurrency: int = Field(default=256, ge=1, description="Runs executed at once.")
 
     @field_validator("api_keys", "models", mode="before")
     @classmethod

@@ -12,12 +12,9 @@ from typing import Any, BinaryIO
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from assistd.config import Settings
 from assistd.http import deps
-from assistd.http.app import create_app
-from assistd.services.container import Services
 from assistd.store.blobs import LocalBlobStore, StoredBlob
 from tests.conftest import ClientFactory, LiveServer, assert_error, make_settings
 
@@ -644,13 +641,8 @@ class BrokenServer(LiveServer):
     """A LiveServer whose services were built with an exploding blob store."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
         self.blobs = ExplodingBlobs(settings.blob_dir)
-        self.services = Services.build(settings, blobs=self.blobs)
-        app = create_app(settings, self.services)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        )
+        super().__init__(settings, blobs=self.blobs)
 
 
 @pytest.fixture(scope="module")

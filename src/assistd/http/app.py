@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from assistd.config import Settings
 from assistd.http.errors import install_error_handlers
-from assistd.http.routes import assistants, files, messages, models, threads
+from assistd.http.routes import assistants, files, messages, models, runs, threads
 from assistd.services.container import Services
 
 logger = logging.getLogger("assistd")
@@ -35,7 +35,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await services.db.migrate()
+        await services.start()
         sweeper = asyncio.create_task(_sweep_expired(services), name="assistd-file-expiry")
         try:
             yield
@@ -43,12 +43,21 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await services.db.dispose()
+            await services.stop()
 
     app = FastAPI(title="assistd", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (assistants.router, threads.router, messages.router, files.router, models.router):
+    # runs first: its literal POST /threads/runs must win over POST /threads/{thread_id}.
+    routers = (
+        runs.router,
+        assistants.router,
+        threads.router,
+        messages.router,
+        files.router,
+        models.router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(models.health)
     return app

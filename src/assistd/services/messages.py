@@ -19,32 +19,11 @@ from assistd.protocol.messages import (
 )
 from assistd.services.listing import list_response
 from assistd.services.references import require_files
+from assistd.services.thread_lock import active_run, lock_thread
 from assistd.store import repos
 from assistd.store.database import Database
 from assistd.store.repository import PageQuery, Row
-
-
-def to_wire(row: Row) -> MessageObject:
-    return MessageObject.model_validate(
-        {
-            key: row[key]
-            for key in (
-                "id",
-                "created_at",
-                "thread_id",
-                "status",
-                "incomplete_details",
-                "completed_at",
-                "incomplete_at",
-                "role",
-                "content",
-                "assistant_id",
-                "run_id",
-                "attachments",
-                "metadata",
-            )
-        }
-    )
+from assistd.store.wire import message_to_wire as to_wire
 
 
 def _text(value: str) -> dict[str, Any]:
@@ -154,7 +133,12 @@ class MessageService:
         self, project: str, thread_id: str, request: CreateMessageRequest
     ) -> MessageObject:
         async with self.db.write() as conn:
-            await self._require_thread(conn, project, thread_id)
+            await lock_thread(conn, project, thread_id)
+            active = await active_run(conn, thread_id)
+            if active is not None:
+                raise InvalidRequestError(
+                    f"Can't add messages to {thread_id} while a run {active} is active."
+                )
             row = await insert_message(conn, project, thread_id, request)
         return to_wire(row)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import clock, ids
 from assistd.errors import not_found
@@ -26,25 +27,34 @@ def to_wire(row: Row) -> ThreadObject:
     )
 
 
+async def create_thread_row(
+    conn: AsyncConnection, project: str, request: CreateThreadRequest, *, param: str = ""
+) -> Row:
+    """Store a thread and its initial messages; ``param`` prefixes error paths."""
+    prefix = f"{param}." if param else ""
+    resources = await resolve_tool_resources(conn, project, request.tool_resources)
+    thread_id = ids.new_id("thread")
+    row: dict[str, Any] = {
+        "id": thread_id,
+        "sort_key": ids.sort_key_of(thread_id, "thread"),
+        "project": project,
+        "created_at": clock.now(),
+        "tool_resources": resources,
+        "metadata": request.metadata or {},
+    }
+    await repos.threads.insert(conn, row)
+    for i, message in enumerate(request.messages or []):
+        await insert_message(conn, project, thread_id, message, param=f"{prefix}messages[{i}]")
+    return row
+
+
 class ThreadService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def create(self, project: str, request: CreateThreadRequest) -> ThreadObject:
         async with self.db.write() as conn:
-            resources = await resolve_tool_resources(conn, project, request.tool_resources)
-            thread_id = ids.new_id("thread")
-            row: dict[str, Any] = {
-                "id": thread_id,
-                "sort_key": ids.sort_key_of(thread_id, "thread"),
-                "project": project,
-                "created_at": clock.now(),
-                "tool_resources": resources,
-                "metadata": request.metadata or {},
-            }
-            await repos.threads.insert(conn, row)
-            for i, message in enumerate(request.messages or []):
-                await insert_message(conn, project, thread_id, message, param=f"messages[{i}]")
+            row = await create_thread_row(conn, project, request)
         return to_wire(row)
 
     async def get(self, project: str, thread_id: str) -> ThreadObject:

@@ -40,6 +40,9 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            # Every use is a begin() block that commits or rolls back itself; the pool's own
+            # rollback on check-in would only add a thread hop to every transaction.
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -1,0 +1,195 @@
+"""Latency assistd adds to a streamed run, and run throughput.
+
+Starts a fake OpenAI-compatible upstream (bench/upstream.py) and `assistd serve` pointed at
+it, each in its own process. Then, at 1 and at N concurrent clients, measures:
+
+- direct: streaming a chat completion straight from the upstream: time to the first
+  content chunk and to [DONE];
+- assistd: `POST /v1/threads/runs` with `stream: true` (a new thread per run): time to the
+  first `thread.message.delta` and to [DONE];
+
+and the throughput of streamed runs (completed runs per second). Figures are printed; the
+load generator shares this machine's cores with both servers.
+
+    .venv/bin/python bench/runs.py [--runs 200] [--concurrency 200] [--words 40 --delay-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+async def stream_direct(http: httpx.AsyncClient, upstream: str) -> tuple[float, float]:
+    body = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    started = time.perf_counter()
+    first = 0.0
+    async with http.stream("POST", f"{upstream}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not first and '"content"' in line:
+                first = time.perf_counter() - started
+            if line == "data: [DONE]":
+                break
+    return first, time.perf_counter() - started
+
+
+async def stream_run(http: httpx.AsyncClient, base: str, assistant: str) -> tuple[float, float]:
+    body = {
+        "assistant_id": assistant,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "hi"}]},
+    }
+    started = time.perf_counter()
+    first = 0.0
+    async with http.stream("POST", f"{base}/threads/runs", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not first and line == "event: thread.message.delta":
+                first = time.perf_counter() - started
+            if line == "data: [DONE]":
+                break
+    return first, time.perf_counter() - started
+
+
+async def measure(
+    total: int, concurrency: int, one: Callable[[], Awaitable[tuple[float, float]]]
+) -> tuple[list[float], list[float], float]:
+    firsts: list[float] = []
+    dones: list[float] = []
+    remaining = iter(range(total))
+
+    async def worker() -> None:
+        for _ in remaining:
+            first, done = await one()
+            firsts.append(first)
+            dones.append(done)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return firsts, dones, time.perf_counter() - started
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] * 1000
+    return statistics.quantiles(values, n=100)[q - 1] * 1000
+
+
+async def bench(base: str, upstream: str, runs: int, concurrency: int) -> None:
+    headers = {"Authorization": "Bearer bench", "OpenAI-Beta": "assistants=v2"}
+    limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=120) as http:
+        created = await http.post(f"{base}/assistants", json={"model": "bench-model"})
+        created.raise_for_status()
+        assistant = created.json()["id"]
+        print(f"{'':<26}{'first token p50/p95 ms':>26}{'[DONE] p50/p95 ms':>24}{'per second':>12}")
+        for label, n, c in (
+            ("1 at a time", min(runs, 50), 1),
+            (f"{concurrency} at once", runs, concurrency),
+        ):
+            for name, one in (
+                ("direct upstream", lambda: stream_direct(http, upstream)),
+                ("assistd run", lambda: stream_run(http, base, assistant)),
+            ):
+                firsts, dones, elapsed = await measure(n, c, one)
+                print(
+                    f"{name + ', ' + label:<26}"
+                    f"{pct(firsts, 50):>13.1f} / {pct(firsts, 95):<10.1f}"
+                    f"{pct(dones, 50):>11.1f} / {pct(dones, 95):<10.1f}"
+                    f"{n / elapsed:>10.1f}"
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--delay-ms", type=float, default=5.0)
+    parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
+    args = parser.parse_args()
+    up_port, port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")}
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        try:
+            upstream = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "upstream.py"),
+                    "--port",
+                    str(up_port),
+                    "--words",
+                    str(args.words),
+                    "--delay-ms",
+                    str(args.delay_ms),
+                ],
+                env=env,
+            )
+            procs.append(upstream)
+            wait_http(f"http://127.0.0.1:{up_port}/", upstream)
+            env.update(
+                ASSISTD_DATA_DIR=data_dir,
+                ASSISTD_LOG_LEVEL="warning",
+                ASSISTD_UPSTREAM_BASE_URL=f"http://127.0.0.1:{up_port}/v1",
+            )
+            if args.postgres:
+                env["ASSISTD_DATABASE_URL"] = args.postgres
+            server = subprocess.Popen(
+                [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env=env
+            )
+            procs.append(server)
+            wait_http(f"http://127.0.0.1:{port}/healthz", server)
+            store = "PostgreSQL" if args.postgres else "SQLite"
+            print(
+                f"streamed runs, {store}, upstream answer {args.words} chunks "
+                f"{args.delay_ms:g} ms apart, {os.cpu_count()} cores"
+            )
+            asyncio.run(
+                bench(
+                    f"http://127.0.0.1:{port}/v1",
+                    f"http://127.0.0.1:{up_port}/v1",
+                    args.runs,
+                    args.concurrency,
+                )
+            )
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

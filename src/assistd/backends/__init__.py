@@ -1,0 +1,1 @@
+"""Model backends: one small interface, a registry from model names, implementations."""

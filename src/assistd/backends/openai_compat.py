@@ -1,0 +1,381 @@
+"""A backend for any OpenAI-compatible Chat Completions upstream (OpenAI, vLLM, Ollama...).
+
+The request is always streamed (``stream: true``) and the server-sent events are parsed as
+they arrive, so text and tool-call pieces reach the run executor token by token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar, cast
+
+import httpx
+
+from assistd.backends.base import (
+    BackendError,
+    ChatChunk,
+    ChatRequest,
+    ErrorCode,
+    FinishReason,
+    ToolCallDelta,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 8.0
+_MAX_RETRY_AFTER = 30.0
+_MAX_MESSAGE = 500  # upstream messages end up in run.last_error; keep them readable
+_DRAIN_SECONDS = 1.0
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",  # the deprecated name some upstreams still send
+    "content_filter": "content_filter",
+}
+
+
+class _RetryableError(Exception):
+    """A failure worth another attempt (if nothing was yielded yet and attempts remain)."""
+
+    def __init__(self, error: BackendError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+class OpenAICompatBackend:
+    """Streams ``POST {base_url}/chat/completions`` from one OpenAI-compatible upstream.
+
+    One ``httpx.AsyncClient`` per backend keeps connections pooled across runs; the pool is
+    sized for hundreds of concurrent streams. The API key lives only in the client's
+    headers and is scrubbed from every error message.
+    """
+
+    supports_tools: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+    supports_json_schema: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600.0,
+        max_retries: int = 3,
+        name: str = "upstream",
+        backoff: float = 0.5,
+        max_connections: int = 1000,
+    ) -> None:
+        """Create the backend and its (lazily connecting) HTTP client.
+
+        Args:
+            base_url: The upstream's API root, e.g. ``https://api.openai.com/v1``.
+            api_key: Sent as ``Authorization: Bearer``; ``None`` sends no header.
+            timeout: Seconds allowed for each network operation (connect is capped at 30 s).
+            max_retries: Extra attempts after a 429, a 5xx or a connection failure.
+            name: Names the upstream in logs and error messages (never the URL or key).
+            backoff: First retry delay; it doubles per attempt up to 8 s.
+            max_connections: Size of the connection pool.
+        """
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._secret = api_key or ""
+        headers = {"Accept": "text/event-stream"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max(1, max_connections // 4),
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatBackend(name={self.name!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and every pooled connection."""
+        await self._client.aclose()
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        """Stream one completion, retrying transient failures before the first chunk.
+
+        Text and tool-call pieces are yielded as they arrive; the finish reason and usage
+        come together in one last chunk. Closing the iterator early closes the HTTP
+        response, which drops the connection so the upstream stops generating.
+
+        Args:
+            request: The completion request; ``request.model`` is sent as is.
+
+        Yields:
+            ``ChatChunk`` objects in upstream order.
+
+        Raises:
+            BackendError: classified as ``rate_limit_exceeded``, ``invalid_prompt`` or
+                ``server_error``.
+        """
+        body = self._body(request)
+        attempt = 0
+        while True:
+            yielded = False
+            try:
+                # aclosing: an early close of this generator must reach the HTTP response.
+                async with contextlib.aclosing(self._attempt(body)) as chunks:
+                    async for chunk in chunks:
+                        yielded = True
+                        yield chunk
+                return
+            except _RetryableError as exc:
+                if yielded or attempt >= self.max_retries:
+                    logger.warning(
+                        "upstream %s failed after %d attempt(s): %s",
+                        self.name,
+                        attempt + 1,
+                        exc.error.message,
+                    )
+                    raise exc.error from None
+                delay = self._delay(attempt, exc.retry_after)
+                logger.info(
+                    "upstream %s: %s; retry %d/%d in %.2fs",
+                    self.name,
+                    exc.error.message,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        if request.tools:
+            body["tools"] = request.tools
+            # Only meaningful with tools; some upstreams reject it otherwise.
+            if request.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = request.parallel_tool_calls
+        optional = {
+            "tool_choice": request.tool_choice,
+            "response_format": request.response_format,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "stop": request.stop,
+            "reasoning_effort": request.reasoning_effort,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
+        # Jitter spreads out the retries of many runs throttled at the same moment.
+        return min(self.backoff * 2.0**attempt, _MAX_BACKOFF) * random.uniform(0.75, 1.0)
+
+    async def _attempt(self, body: dict[str, Any]) -> AsyncGenerator[ChatChunk, None]:
+        """One HTTP request; raises ``_RetryableError`` for what may succeed next time."""
+        url = f"{self.base_url}/chat/completions"
+        try:
+            async with self._client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    await self._raise_for_status(response)
+                async with contextlib.aclosing(self._events(response)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+        except httpx.TimeoutException as exc:
+            # A slow upstream that timed out would likely time out again: only a connect
+            # or pool timeout (nothing sent yet) is worth a retry.
+            error = BackendError(
+                f"Upstream '{self.name}' timed out ({type(exc).__name__}).", code="server_error"
+            )
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise _RetryableError(error) from None
+            raise error from None
+        except httpx.TransportError as exc:
+            message = self._scrub(f"{type(exc).__name__}: {exc}")
+            error = BackendError(
+                f"Could not reach upstream '{self.name}' ({message}).", code="server_error"
+            )
+            raise _RetryableError(error) from None
+
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[ChatChunk, None]:
+        """Parse the SSE body incrementally; one ``data:`` payload is one chunk."""
+        finish: FinishReason | None = None
+        usage: Usage | None = None
+        pending: list[str] = []  # data lines of a multi-line event, until its blank line
+        done = False
+        lines_iter = cast(AsyncGenerator[str, None], response.aiter_lines())
+        async with contextlib.aclosing(lines_iter) as lines:
+            async for line in lines:
+                if line.startswith("data:"):
+                    data = line[5:].removeprefix(" ")
+                    if data == "[DONE]" and not pending:
+                        done = True
+                        break
+                    # Upstreams put one JSON object per line: handle it at once rather than
+                    # waiting for the blank line that ends the event.
+                    event = None if pending else _json(data)
+                    if event is None:
+                        pending.append(data)
+                        continue
+                elif not line and pending:
+                    event, pending = _json("\n".join(pending)), []
+                    if event is None:
+                        raise BackendError(
+                            f"Upstream '{self.name}' sent an unreadable stream event.",
+                            code="server_error",
+                        )
+                else:
+                    continue  # blank lines, comments (":"), "event:", "id:", "retry:"
+                chunk, chunk_finish, chunk_usage = self._chunk(event)
+                finish, usage = chunk_finish or finish, chunk_usage or usage
+                if chunk is not None:
+                    yield chunk
+            # A multi-line event still pending at the end is dropped, as the SSE spec says.
+            if done:
+                await _drain(lines)
+        if finish is None and not done:
+            content_type = response.headers.get("content-type", "")
+            raise _RetryableError(
+                BackendError(
+                    f"Upstream '{self.name}' ended the stream before finishing "
+                    f"(content-type {content_type or 'missing'}).",
+                    code="server_error",
+                )
+            )
+        yield ChatChunk(finish_reason=finish or "stop", usage=usage)
+
+    def _chunk(self, data: Any) -> tuple[ChatChunk | None, FinishReason | None, Usage | None]:
+        """Map one ``chat.completion.chunk`` to new content, finish reason and usage."""
+        if not isinstance(data, dict):
+            return None, None, None
+        if data.get("error") is not None:
+            # Some upstreams report failures inside an already started stream.
+            message = self._scrub(_error_text(data) or "unknown error")
+            raise BackendError(f"Upstream '{self.name}' error: {message}", code="server_error")
+        usage = _usage(data.get("usage"))
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None, None, usage
+        choice = choices[0]
+        raw_finish = choice.get("finish_reason")
+        finish = _FINISH_REASONS.get(str(raw_finish), "stop") if raw_finish else None
+        delta = choice.get("delta") or {}
+        text = delta.get("content") or ""
+        calls = [_tool_delta(i, call) for i, call in enumerate(delta.get("tool_calls") or [])]
+        chunk = ChatChunk(text=text, tool_calls=calls) if text or calls else None
+        return chunk, finish, usage
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        try:
+            raw = await response.aread()
+            detail = _error_text(json.loads(raw))
+        except (ValueError, httpx.HTTPError):
+            detail = None
+        detail = self._scrub(detail) if detail else None
+        code: ErrorCode = "server_error"
+        if status == 429:
+            code = "rate_limit_exceeded"
+        elif status in (400, 404, 422):
+            code = "invalid_prompt"
+        if status in (401, 403):
+            # An auth failure is the operator's problem: tell the run nothing about it.
+            message = f"Upstream '{self.name}' rejected its credentials (HTTP {status})."
+        else:
+            message = f"Upstream '{self.name}' returned HTTP {status}"
+            message += f": {detail}" if detail else "."
+        logger.warning("upstream %s: HTTP %d %s", self.name, status, detail or "")
+        error = BackendError(message, code=code)
+        if status == 429 or status >= 500:
+            raise _RetryableError(error, _retry_after(response.headers))
+        raise error
+
+    def _scrub(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _json(data: str) -> Any:
+    """The parsed value, or ``None`` when ``data`` is not (yet) a whole JSON document."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+async def _drain(lines: AsyncGenerator[str, None]) -> None:
+    # Reading to the end of the body after [DONE] lets the connection return to the pool;
+    # an upstream that keeps it open gets the connection dropped instead.
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in lines:
+                pass
+
+
+def _tool_delta(position: int, call: Any) -> ToolCallDelta:
+    if not isinstance(call, dict):
+        return ToolCallDelta(index=position)
+    function = call.get("function") or {}
+    index = call.get("index")
+    return ToolCallDelta(
+        index=index if isinstance(index, int) else position,
+        id=call.get("id") or None,
+        name=function.get("name") or None,
+        arguments=function.get("arguments") or "",
+    )
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+    )
+
+
+def _error_text(body: Any) -> str | None:
+    """The message of OpenAI's error envelope, or of the common variations of it."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body)
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        for key in ("message", "detail"):
+            if isinstance(error.get(key), str):
+                return str(error[key])
+    return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        with contextlib.suppress(ValueError):
+            return float(ms) / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    with contextlib.suppress(TypeError, ValueError):
+        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    return None

@@ -1,0 +1,58 @@
+"""Which backend serves which model name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assistd.backends.base import ModelBackend
+from assistd.errors import NotFoundError
+
+
+@dataclass
+class ModelRoute:
+    """A model id as listed by ``/v1/models`` and the backend (and upstream name) serving it."""
+
+    id: str
+    backend: ModelBackend
+    upstream_model: str
+    owned_by: str = "assistd"
+
+
+@dataclass
+class BackendRegistry:
+    """Exact names first, then a fallback backend for any other name (an upstream)."""
+
+    routes: dict[str, ModelRoute] = field(default_factory=dict)
+    fallback: ModelBackend | None = None
+
+    def add(
+        self,
+        model: str,
+        backend: ModelBackend,
+        *,
+        upstream_model: str | None = None,
+        owned_by: str = "assistd",
+    ) -> None:
+        self.routes[model] = ModelRoute(model, backend, upstream_model or model, owned_by)
+
+    def resolve(self, model: str) -> ModelRoute:
+        route = self.routes.get(model)
+        if route is not None:
+            return route
+        if self.fallback is not None:
+            return ModelRoute(model, self.fallback, model, "upstream")
+        raise NotFoundError(
+            f"The model '{model}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+    def listed(self) -> list[ModelRoute]:
+        return list(self.routes.values())
+
+    async def aclose(self) -> None:
+        backends = {id(r.backend): r.backend for r in self.routes.values()}
+        if self.fallback is not None:
+            backends[id(self.fallback)] = self.fallback
+        for backend in backends.values():
+            await backend.aclose()

@@ -1,0 +1,1 @@
+"""Event bus: run events fan out from the worker to every open stream."""

@@ -1,0 +1,1 @@
+"""Run execution: the state machine, the worker, the loop, context building."""

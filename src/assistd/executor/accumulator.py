@@ -1,0 +1,243 @@
+"""Streamed chunks → run steps, messages and their delta events.
+
+One ``Accumulator`` follows one completion. It creates the ``message_creation`` step and
+its message on the first text, a ``tool_calls`` step on the first tool call, forwards each
+piece as a delta event as soon as it arrives, and stores the final objects at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistd import clock, ids
+from assistd.backends.base import ChatChunk, FinishReason, Usage
+from assistd.executor.context import estimate_tokens
+from assistd.executor.state import Emitter
+from assistd.store import repos
+from assistd.store.database import Database
+from assistd.store.repository import Row
+
+
+@dataclass
+class Call:
+    id: str
+    name: str = ""
+    arguments: str = ""
+    announced: bool = False
+
+
+@dataclass
+class Outcome:
+    """What one completion produced."""
+
+    text: str
+    calls: list[Call]
+    finish_reason: FinishReason | None
+    usage: Usage
+    message: Row | None
+    tool_step: Row | None
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def new_call_id() -> str:
+    # Our own ids, never the upstream's: they must be distinct across a run's completions.
+    return "call_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")[:24]
+
+
+@dataclass
+class Accumulator:
+    db: Database
+    emit: Emitter
+    run: Row
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, Call] = field(default_factory=dict)
+    message: Row | None = None
+    message_step: Row | None = None
+    tool_step: Row | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+    def _step_row(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        step_id = ids.new_id("step")
+        return {
+            "id": step_id,
+            "sort_key": ids.sort_key_of(step_id, "step"),
+            "project": self.run["project"],
+            "created_at": clock.now(),
+            "run_id": self.run["id"],
+            "thread_id": self.run["thread_id"],
+            "assistant_id": self.run["assistant_id"],
+            "type": kind,
+            "status": "in_progress",
+            "step_details": details,
+            "last_error": None,
+            "usage": None,
+            "cancelled_at": None,
+            "completed_at": None,
+            "expired_at": None,
+            "failed_at": None,
+            "metadata": {},
+        }
+
+    async def _open_message(self) -> None:
+        message_id = ids.new_id("message")
+        step = self._step_row(
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": message_id}},
+        )
+        message = {
+            "id": message_id,
+            "sort_key": ids.sort_key_of(message_id, "message"),
+            "project": self.run["project"],
+            "created_at": clock.now(),
+            "thread_id": self.run["thread_id"],
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+            "attachments": [],
+            "metadata": {},
+            "assistant_id": self.run["assistant_id"],
+            "run_id": self.run["id"],
+            "incomplete_details": None,
+            "completed_at": None,
+            "incomplete_at": None,
+        }
+        async with self.db.write() as conn:
+            await repos.run_steps.insert(conn, step)
+            await repos.messages.insert(conn, message)
+        self.message_step, self.message = step, message
+        await self.emit.step(step, "created")
+        await self.emit.step(step, "in_progress")
+        await self.emit.message(message, "created")
+        await self.emit.message(message, "in_progress")
+
+    async def _open_tool_step(self) -> None:
+        if self.message is not None:
+            await self.close_message("completed")
+        step = self._step_row("tool_calls", {"type": "tool_calls", "tool_calls": []})
+        async with self.db.write() as conn:
+            await repos.run_steps.insert(conn, step)
+        self.tool_step = step
+        await self.emit.step(step, "created")
+        await self.emit.step(step, "in_progress")
+
+    async def feed(self, chunk: ChatChunk) -> None:
+        if chunk.text and self.tool_step is None:
+            if self.message is None:
+                await self._open_message()
+            assert self.message is not None
+            text: dict[str, Any] = {"value": chunk.text}
+            if not self.text:
+                text["annotations"] = []
+            self.text.append(chunk.text)
+            await self.emit.send(
+                self.run["id"],
+                "thread.message.delta",
+                {
+                    "id": self.message["id"],
+                    "object": "thread.message.delta",
+                    "delta": {"content": [{"index": 0, "type": "text", "text": text}]},
+                },
+            )
+        for piece in chunk.tool_calls:
+            await self._feed_call(piece.index, piece.name, piece.arguments)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    async def _feed_call(self, index: int, name: str | None, arguments: str) -> None:
+        if self.tool_step is None:
+            await self._open_tool_step()
+        call = self.calls.setdefault(index, Call(id=new_call_id()))
+        if name:
+            call.name += name
+        call.arguments += arguments
+        if not call.announced:
+            if not call.name:
+                return  # wait for the name before introducing the call
+            call.announced = True
+            await self._step_delta(
+                {
+                    "index": index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": "", "output": None},
+                }
+            )
+            arguments = call.arguments
+        if arguments:
+            await self._step_delta(
+                {"index": index, "type": "function", "function": {"arguments": arguments}}
+            )
+
+    async def _step_delta(self, call: dict[str, Any]) -> None:
+        assert self.tool_step is not None
+        await self.emit.send(
+            self.run["id"],
+            "thread.run.step.delta",
+            {
+                "id": self.tool_step["id"],
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+            },
+        )
+
+    def message_content(self) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": {"value": "".join(self.text), "annotations": []}}]
+
+    async def close_message(self, status: str, reason: str | None = None) -> None:
+        """Store the message text and end the message and its step (once)."""
+        if self.message is None or self.message["status"] != "in_progress":
+            return
+        assert self.message_step is not None
+        now = clock.now()
+        text = "".join(self.text)
+        message_changes: dict[str, Any] = {"status": status, "content": self.message_content()}
+        if status == "completed":
+            message_changes["completed_at"] = now
+        else:
+            message_changes.update(incomplete_at=now, incomplete_details={"reason": reason})
+        completion = estimate_tokens(text)
+        usage = self.usage if self.tool_step is None and self.usage else Usage(0, completion)
+        step_changes = {"status": "completed", "completed_at": now, "usage": usage_dict(usage)}
+        project = self.run["project"]
+        async with self.db.write() as conn:
+            await repos.messages.update(conn, project, self.message["id"], message_changes)
+            await repos.run_steps.update(conn, project, self.message_step["id"], step_changes)
+        self.message = {**self.message, **message_changes}
+        self.message_step = {**self.message_step, **step_changes}
+        await self.emit.message(self.message)
+        await self.emit.step(self.message_step)
+
+    async def save_partial(self) -> None:
+        """Keep the text streamed so far when the run stops early (cancel, failure)."""
+        if self.message is not None and self.message["status"] == "in_progress" and self.text:
+            async with self.db.write() as conn:
+                await repos.messages.update(
+                    conn,
+                    self.run["project"],
+                    self.message["id"],
+                    {"content": self.message_content()},
+                )
+
+    def outcome(self) -> Outcome:
+        usage = self.usage or Usage(0, estimate_tokens("".join(self.text)))
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        return Outcome(
+            text="".join(self.text),
+            calls=calls,
+            finish_reason=self.finish_reason,
+            usage=usage,
+            message=self.message,
+            tool_step=self.tool_step,
+        )

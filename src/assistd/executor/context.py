@@ -1,0 +1,146 @@
+"""Building the model's context for a run: instructions, thread messages, tool results.
+
+Applies ``truncation_strategy`` and the run's prompt-token budget. Tokens are estimated
+(about four characters per token) until a real tokenizer is plugged in by the local-model
+work; the estimate errs on the high side so budgets are not overrun.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.store import tables
+from assistd.store.repository import Row
+
+# Per-message framing overhead, as OpenAI documents for chat models.
+MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+@dataclass
+class Context:
+    messages: list[dict[str, Any]]
+    prompt_tokens: int
+    dropped: int
+
+
+class PromptBudgetExceeded(Exception):
+    """Not even the newest message fits in what is left of ``max_prompt_tokens``."""
+
+
+def _message_tokens(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    text = content if isinstance(content, str) else json.dumps(content or "")
+    calls = message.get("tool_calls")
+    extra = json.dumps(calls) if calls else ""
+    return MESSAGE_OVERHEAD + estimate_tokens(text) + estimate_tokens(extra)
+
+
+def _content_for_model(content: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part["type"] == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif part["type"] == "image_url":
+            image = part["image_url"]
+            parts.append(
+                {"type": "image_url", "image_url": {"url": image["url"], "detail": image["detail"]}}
+            )
+        elif part["type"] == "image_file":
+            # File bytes are not sent upstream yet; say an image was there rather than drop it.
+            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def thread_message(row: Row) -> dict[str, Any]:
+    return {"role": row["role"], "content": _content_for_model(row["content"])}
+
+
+def tool_turns(step: Row) -> list[dict[str, Any]]:
+    """A finished tool-call step as an assistant turn with tool_calls and its tool results."""
+    calls = [c for c in step["step_details"]["tool_calls"] if c["type"] == "function"]
+    if not calls:
+        return []
+    turns: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {
+                        "name": c["function"]["name"],
+                        "arguments": c["function"]["arguments"],
+                    },
+                }
+                for c in calls
+            ],
+        }
+    ]
+    turns += [
+        {"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"] or ""}
+        for c in calls
+    ]
+    return turns
+
+
+async def build_context(
+    conn: AsyncConnection, run: Row, *, prompt_budget: int | None, context_window: int | None
+) -> Context:
+    """The messages for the next completion of ``run``."""
+    messages_t, steps_t = tables.messages, tables.run_steps
+    result = await conn.execute(
+        sa.select(messages_t)
+        .where(messages_t.c.thread_id == run["thread_id"])
+        .order_by(messages_t.c.sort_key, messages_t.c.id)
+    )
+    rows = [dict(r) for r in result.mappings()]
+    # The run's own messages are interleaved with its tool turns, in step order, below.
+    own_messages = {r["id"]: r for r in rows if r["run_id"] == run["id"]}
+    history = [r for r in rows if r["run_id"] != run["id"]]
+    strategy = run["truncation_strategy"] or {"type": "auto"}
+    dropped = 0
+    if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+        keep = int(strategy["last_messages"])
+        dropped = max(0, len(history) - keep)
+        history = history[dropped:]
+    result = await conn.execute(
+        sa.select(steps_t)
+        .where(steps_t.c.run_id == run["id"])
+        .order_by(steps_t.c.sort_key, steps_t.c.id)
+    )
+    own: list[dict[str, Any]] = []
+    for step in result.mappings():
+        if step["type"] == "tool_calls" and step["status"] == "completed":
+            own += tool_turns(dict(step))
+        elif step["type"] == "message_creation":
+            message = own_messages.get(step["step_details"]["message_creation"]["message_id"])
+            if message is not None and message["content"]:
+                own.append({"role": "assistant", "content": _content_for_model(message["content"])})
+    system = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
+    body = [thread_message(m) for m in history]
+    limits = [x for x in (prompt_budget, context_window) if x is not None]
+    limit = min(limits) if limits else None
+    fixed = sum(_message_tokens(m) for m in system + own)
+    sizes = [_message_tokens(m) for m in body]
+    if limit is not None:
+        # "auto" truncation drops the oldest thread messages until the prompt fits.
+        while body and fixed + sum(sizes) > limit:
+            body.pop(0)
+            sizes.pop(0)
+            dropped += 1
+        if fixed + sum(sizes) > limit or (not body and history):
+            raise PromptBudgetExceeded
+    messages = system + body + own
+    return Context(messages=messages, prompt_tokens=fixed + sum(sizes), dropped=dropped)

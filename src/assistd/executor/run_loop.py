@@ -1,0 +1,296 @@
+"""Executing one run: claim it, loop completions until it finishes or needs tool outputs.
+
+Each turn returns what happens next (finish, wait for tool outputs, or go on), in the
+manner of pydantic-ai's agent graph. Every failure path ends the run: a backend error
+fails it with that error's code, anything unexpected fails it with ``server_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from assistd import clock
+from assistd.backends.base import BackendError, ChatRequest
+from assistd.backends.registry import BackendRegistry
+from assistd.events.base import EventBus, control_channel
+from assistd.executor.accumulator import Accumulator, Outcome, usage_dict
+from assistd.executor.context import PromptBudgetExceeded, build_context
+from assistd.executor.state import Emitter, lease_deadline, transition
+from assistd.protocol.runs import RunStatus
+from assistd.store import repos, tables
+from assistd.store.database import Database
+from assistd.store.repository import Row
+
+logger = logging.getLogger("assistd.executor")
+
+Next = Literal["continue", "requires_action", "completed", "incomplete"]
+
+
+@dataclass
+class ExecutorConfig:
+    worker_id: str
+    lease_seconds: float
+    expires_seconds: int
+
+
+class _Cancelled(Exception):
+    """The run's status moved to ``cancelling`` while we were working on it."""
+
+
+class RunExecutor:
+    def __init__(
+        self, db: Database, bus: EventBus, registry: BackendRegistry, config: ExecutorConfig
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.registry = registry
+        self.config = config
+        self.emit = Emitter(bus)
+
+    async def execute(self, run_id: str) -> None:
+        """Run ``run_id`` if it is queued; return when it is terminal or requires action."""
+        async with self.db.write() as conn:
+            claimed = await transition(
+                conn,
+                run_id,
+                "in_progress",
+                started_at=sa.func.coalesce(tables.runs.c.started_at, clock.now()),
+                worker_id=self.config.worker_id,
+                lease_until=lease_deadline(self.config.lease_seconds),
+            )
+        if claimed is None:
+            return  # not queued any more: another worker has it, or it was cancelled
+        run = claimed.run
+        await self.emit.run(run)
+        cancel_requested = asyncio.Event()
+        async with self.bus.subscribe(control_channel(run_id)) as control:
+            work = asyncio.create_task(self._drive(run), name=f"run-{run_id}")
+            watcher = asyncio.create_task(self._watch(control, work, cancel_requested))
+            try:
+                await work
+            except asyncio.CancelledError:
+                if not cancel_requested.is_set() or not work.cancelled():
+                    # Shutdown: stop the work too; the lease lapses and recovery ends the run.
+                    work.cancel()
+                    raise
+                await self._end(run_id, "cancelled")
+            except _Cancelled:
+                await self._end(run_id, "cancelled")
+            except _BudgetSpent as exc:
+                await self._end(run_id, "incomplete", incomplete_details={"reason": exc.reason})
+            except BackendError as exc:
+                logger.warning("run %s failed in the model backend: %s", run_id, exc.message)
+                await self._end(
+                    run_id, "failed", last_error={"code": exc.code, "message": exc.message}
+                )
+            except Exception:
+                logger.exception("run %s failed unexpectedly", run_id)
+                await self._end(
+                    run_id,
+                    "failed",
+                    last_error={
+                        "code": "server_error",
+                        "message": "The server had an error while processing the run.",
+                    },
+                )
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _watch(
+        self, control: Any, work: asyncio.Task[None], cancel_requested: asyncio.Event
+    ) -> None:
+        while True:
+            event = await control.get()
+            if event is not None and event.event == "cancel":
+                cancel_requested.set()
+                work.cancel()
+                return
+
+    async def _end(self, run_id: str, to: RunStatus, **fields: Any) -> None:
+        async with self.db.write() as conn:
+            changes = await transition(conn, run_id, to, **fields)
+        if changes is not None:
+            await self.emit.changes(changes)
+
+    async def _drive(self, run: Row) -> None:
+        await self._complete_submitted_tool_steps(run)
+        while True:
+            run = await self._reload(run["id"])
+            if run["status"] == "cancelling":
+                raise _Cancelled
+            acc = Accumulator(self.db, self.emit, run)
+            try:
+                outcome = await self._turn(run, acc)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await acc.save_partial()
+                raise
+            following = await self._settle(run, acc, outcome)
+            if following != "continue":
+                return
+
+    async def _reload(self, run_id: str) -> Row:
+        async with self.db.read() as conn:
+            row = await conn.execute(sa.select(tables.runs).where(tables.runs.c.id == run_id))
+            return dict(row.mappings().one())
+
+    async def _complete_submitted_tool_steps(self, run: Row) -> None:
+        """After outputs were submitted, the waiting tool step completes in this stream."""
+        steps = tables.run_steps
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                sa.update(steps)
+                .where(
+                    steps.c.run_id == run["id"],
+                    steps.c.type == "tool_calls",
+                    steps.c.status == "in_progress",
+                )
+                .values(status="completed", completed_at=clock.now())
+                .returning(*steps.c)
+            )
+            rows = [dict(r) for r in result.mappings()]
+        for row in rows:
+            await self.emit.step(row)
+
+    def _budget(self, run: Row, key: str, used: str) -> int | None:
+        limit = run[key]
+        if limit is None:
+            return None
+        return int(limit) - int((run["usage"] or {}).get(used, 0))
+
+    async def _turn(self, run: Row, acc: Accumulator) -> Outcome:
+        route = self.registry.resolve(run["model"])
+        prompt_left = self._budget(run, "max_prompt_tokens", "prompt_tokens")
+        completion_left = self._budget(run, "max_completion_tokens", "completion_tokens")
+        if completion_left is not None and completion_left <= 0:
+            raise _BudgetSpent("max_completion_tokens")
+        try:
+            async with self.db.read() as conn:
+                context = await build_context(
+                    conn, run, prompt_budget=prompt_left, context_window=None
+                )
+        except PromptBudgetExceeded:
+            raise _BudgetSpent("max_prompt_tokens") from None
+        functions = [t for t in run["tools"] if t["type"] == "function"]
+        request = ChatRequest(
+            model=route.upstream_model,
+            messages=context.messages,
+            tools=[{"type": "function", "function": t["function"]} for t in functions],
+            tool_choice=_tool_choice(run["tool_choice"]) if functions else None,
+            parallel_tool_calls=run["parallel_tool_calls"] if functions else None,
+            response_format=(
+                run["response_format"] if isinstance(run["response_format"], dict) else None
+            ),
+            temperature=run["temperature"],
+            top_p=run["top_p"],
+            max_tokens=completion_left,
+            reasoning_effort=run["reasoning_effort"],
+        )
+        stream = route.backend.stream(request)
+        try:
+            async for chunk in stream:
+                await acc.feed(chunk)
+        finally:
+            await stream.aclose()
+        return acc.outcome()
+
+    async def _settle(self, run: Row, acc: Accumulator, outcome: Outcome) -> Next:
+        usage = dict(run["usage"] or {"prompt_tokens": 0, "completion_tokens": 0})
+        turn = usage_dict(outcome.usage)
+        total = {k: int(usage.get(k, 0)) + turn[k] for k in ("prompt_tokens", "completion_tokens")}
+        total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
+        truncated = outcome.finish_reason == "length"
+        calls = outcome.calls
+        if calls and not run["parallel_tool_calls"]:
+            calls = calls[:1]
+        if truncated:
+            await acc.close_message("incomplete", "max_tokens")
+            await self._finish_tool_step(acc, calls, outcome, status="completed")
+            await self._end(
+                run["id"],
+                "incomplete",
+                usage=total,
+                incomplete_details={"reason": "max_completion_tokens"},
+            )
+            return "incomplete"
+        await acc.close_message("completed")
+        if calls:
+            await self._finish_tool_step(acc, calls, outcome, status="in_progress")
+            required = {
+                "type": "submit_tool_outputs",
+                "submit_tool_outputs": {
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in calls
+                    ]
+                },
+            }
+            async with self.db.write() as conn:
+                changes = await transition(
+                    conn,
+                    run["id"],
+                    "requires_action",
+                    required_action=required,
+                    usage=total,
+                    expires_at=clock.now() + self.config.expires_seconds,
+                    worker_id=None,
+                    lease_until=None,
+                )
+            if changes is None:
+                raise _Cancelled
+            await self.emit.run(changes.run)
+            return "requires_action"
+        await self._end(run["id"], "completed", usage=total)
+        return "completed"
+
+    async def _finish_tool_step(
+        self, acc: Accumulator, calls: list[Any], outcome: Outcome, *, status: str
+    ) -> None:
+        """Store the step's calls; it stays in_progress while the outputs are awaited."""
+        if acc.tool_step is None:
+            return
+        details = {
+            "type": "tool_calls",
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments, "output": None},
+                }
+                for c in calls
+            ],
+        }
+        changes: dict[str, Any] = {"step_details": details, "usage": usage_dict(outcome.usage)}
+        if status == "completed":
+            changes.update(status="completed", completed_at=clock.now())
+        async with self.db.write() as conn:
+            await repos.run_steps.update(conn, acc.run["project"], acc.tool_step["id"], changes)
+        acc.tool_step = {**acc.tool_step, **changes}
+        if status == "completed":
+            await self.emit.step(acc.tool_step)
+
+
+class _BudgetSpent(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _tool_choice(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if value.get("type") == "function":
+        return {"type": "function", "function": {"name": value["function"]["name"]}}
+    return "required"

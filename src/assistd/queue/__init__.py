@@ -1,0 +1,1 @@
+"""Run queue: which runs wait for a worker."""

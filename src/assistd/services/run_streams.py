@@ -1,0 +1,79 @@
+"""Relaying a run's events to one SSE client until the run ends or needs tool outputs.
+
+The subscription is opened before the run is queued, so no event can be missed. While no
+event arrives the relay re-reads the run, so a stream never waits forever on a worker that
+died or an event another process failed to deliver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+
+import sqlalchemy as sa
+
+from assistd.events.base import Event, EventBus, Subscription, run_channel
+from assistd.protocol.runs import TERMINAL_STATUSES
+from assistd.store import tables
+from assistd.store.database import Database
+from assistd.store.wire import run_to_wire
+
+KEEPALIVE = Event("keepalive", None)
+END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
+END_EVENTS = frozenset(f"thread.run.{status}" for status in END_STATUSES)
+
+
+class RunStream:
+    """An open subscription to a run's channel, to be relayed once the run is queued."""
+
+    def __init__(self, db: Database, bus: EventBus, run_id: str, idle_seconds: float) -> None:
+        self.db = db
+        self.bus = bus
+        self.run_id = run_id
+        self.idle_seconds = idle_seconds
+        self._stack = AsyncExitStack()
+        self._subscription: Subscription | None = None
+
+    async def open(self) -> RunStream:
+        self._subscription = await self._stack.enter_async_context(
+            self.bus.subscribe(run_channel(self.run_id))
+        )
+        return self
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def relay(self, prologue: Sequence[Event]) -> AsyncIterator[Event]:
+        """``prologue`` first (events the request itself produced), then the run's events."""
+        assert self._subscription is not None, "open() the stream first"
+        try:
+            for event in prologue:
+                yield event
+                if event.event in END_EVENTS:
+                    return
+            while True:
+                received = await self._subscription.get(self.idle_seconds)
+                if received is None:
+                    final = await self._final_state()
+                    if final is not None:
+                        yield final
+                        return
+                    yield KEEPALIVE
+                    continue
+                yield received
+                if received.event in END_EVENTS:
+                    return
+        finally:
+            await self.close()
+
+    async def _final_state(self) -> Event | None:
+        runs = tables.runs
+        async with self.db.read() as conn:
+            result = await conn.execute(sa.select(runs).where(runs.c.id == self.run_id))
+            row = result.mappings().first()
+        if row is None:
+            error = {"message": "The run no longer exists.", "type": "invalid_request_error"}
+            return Event("error", {"error": {**error, "param": None, "code": None}})
+        if row["status"] not in END_STATUSES:
+            return None
+        return Event(f"thread.run.{row['status']}", run_to_wire(dict(row)))
