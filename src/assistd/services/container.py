@@ -84,7 +84,7 @@ class Services:
             threads=ThreadService(db),
             messages=MessageService(db),
             files=FileService(db, blobs, settings.max_upload_bytes),
-            models=ModelService(settings.model_ids),
+            models=ModelService(settings.model_ids, registry),
             bus=bus,
             registry=registry,
             worker=worker,

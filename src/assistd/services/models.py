@@ -1,7 +1,8 @@
-"""The model catalogue served by ``/v1/models`` (replaced by the backend registry later)."""
+"""The model catalogue served by ``/v1/models``: configured ids and the registry's routes."""
 
 from __future__ import annotations
 
+from assistd.backends.registry import BackendRegistry
 from assistd.errors import NotFoundError
 from assistd.protocol.models import ModelList, ModelObject
 
@@ -10,10 +11,15 @@ CATALOGUE_CREATED = 1_700_000_000
 
 
 class ModelService:
-    def __init__(self, model_ids: list[str]) -> None:
+    def __init__(self, model_ids: list[str], registry: BackendRegistry | None = None) -> None:
         self._models = {
             m: ModelObject(id=m, created=CATALOGUE_CREATED, owned_by="assistd") for m in model_ids
         }
+        for route in registry.listed() if registry is not None else []:
+            self._models.setdefault(
+                route.id,
+                ModelObject(id=route.id, created=CATALOGUE_CREATED, owned_by=route.owned_by),
+            )
 
     def list(self) -> ModelList:
         return ModelList(data=list(self._models.values()))
