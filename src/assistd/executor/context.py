@@ -123,7 +123,19 @@ async def build_context(
     own: list[dict[str, Any]] = []
     for step in result.mappings():
         if step["type"] == "tool_calls" and step["status"] == "completed":
-            own += tool_turns(dict(step))
+            turns = tool_turns(dict(step))
+            previous = own[-1] if own else None
+            if (
+                turns
+                and previous
+                and previous["role"] == "assistant"
+                and "tool_calls" not in previous
+            ):
+                # Text and calls from one completion are one assistant turn, as the model
+                # produced them (some upstreams reject two assistant turns in a row).
+                previous["tool_calls"] = turns[0]["tool_calls"]
+                turns = turns[1:]
+            own += turns
         elif step["type"] == "message_creation":
             message = own_messages.get(step["step_details"]["message_creation"]["message_id"])
             if message is not None and message["content"]:

@@ -286,10 +286,12 @@ class RunService:
         stream = await self._open_stream(run_id) if request.stream else None
         try:
             async with self.db.write() as conn:
-                row = await self._get_row(conn, project, thread_id, run_id)
+                # Lock first, then read: a concurrent submission is checked against the run
+                # as the first one left it.
                 await conn.execute(
                     sa.select(tables.runs.c.id).where(tables.runs.c.id == run_id).with_for_update()
                 )
+                row = await self._get_row(conn, project, thread_id, run_id)
                 outputs = _match_outputs(row, request)
                 await _store_outputs(conn, row, outputs)
                 changes = await transition(
