@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from assistd import clock, ids
 from assistd.backends.base import ChatChunk, FinishReason, Usage
 from assistd.executor.context import estimate_tokens
@@ -197,8 +199,20 @@ class Accumulator:
 
     async def close_message(self, status: str, reason: str | None = None) -> None:
         """Store the message text and end the message and its step (once)."""
+        async with self.db.write() as conn:
+            closed = await self.close_message_in(conn, status, reason)
+        if closed:
+            await self.emit_closed_message()
+
+    async def close_message_in(
+        self, conn: AsyncConnection, status: str, reason: str | None = None
+    ) -> bool:
+        """``close_message`` inside the caller's transaction; the caller emits after commit.
+
+        Returns whether there was an open message to close.
+        """
         if self.message is None or self.message["status"] != "in_progress":
-            return
+            return False
         assert self.message_step is not None
         now = clock.now()
         text = "".join(self.text)
@@ -211,11 +225,15 @@ class Accumulator:
         usage = self.usage if self.tool_step is None and self.usage else Usage(0, completion)
         step_changes = {"status": "completed", "completed_at": now, "usage": usage_dict(usage)}
         project = self.run["project"]
-        async with self.db.write() as conn:
-            await repos.messages.update(conn, project, self.message["id"], message_changes)
-            await repos.run_steps.update(conn, project, self.message_step["id"], step_changes)
+        await repos.messages.update(conn, project, self.message["id"], message_changes)
+        await repos.run_steps.update(conn, project, self.message_step["id"], step_changes)
         self.message = {**self.message, **message_changes}
         self.message_step = {**self.message_step, **step_changes}
+        return True
+
+    async def emit_closed_message(self) -> None:
+        assert self.message is not None
+        assert self.message_step is not None
         await self.emit.message(self.message)
         await self.emit.step(self.message_step)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import clock
 from assistd.backends.base import BackendError, ChatRequest
@@ -64,10 +65,14 @@ class RunExecutor:
                 worker_id=self.config.worker_id,
                 lease_until=lease_deadline(self.config.lease_seconds),
             )
+            answered = await _complete_answered_tool_steps(conn, run_id) if claimed else []
         if claimed is None:
             return  # not queued any more: another worker has it, or it was cancelled
         run = claimed.run
         await self.emit.run(run)
+        # After outputs were submitted, the waiting tool step completes in this stream.
+        for step in answered:
+            await self.emit.step(step)
         cancel_requested = asyncio.Event()
         async with self.bus.subscribe(control_channel(run_id)) as control:
             work = asyncio.create_task(self._drive(run), name=f"run-{run_id}")
@@ -121,11 +126,13 @@ class RunExecutor:
             await self.emit.changes(changes)
 
     async def _drive(self, run: Row) -> None:
-        await self._complete_submitted_tool_steps(run)
+        first = True
         while True:
-            run = await self._reload(run["id"])
-            if run["status"] == "cancelling":
-                raise _Cancelled
+            if not first:
+                run = await self._reload(run["id"])
+                if run["status"] == "cancelling":
+                    raise _Cancelled
+            first = False
             acc = Accumulator(self.db, self.emit, run)
             try:
                 outcome = await self._turn(run, acc)
@@ -141,24 +148,6 @@ class RunExecutor:
         async with self.db.read() as conn:
             row = await conn.execute(sa.select(tables.runs).where(tables.runs.c.id == run_id))
             return dict(row.mappings().one())
-
-    async def _complete_submitted_tool_steps(self, run: Row) -> None:
-        """After outputs were submitted, the waiting tool step completes in this stream."""
-        steps = tables.run_steps
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                sa.update(steps)
-                .where(
-                    steps.c.run_id == run["id"],
-                    steps.c.type == "tool_calls",
-                    steps.c.status == "in_progress",
-                )
-                .values(status="completed", completed_at=clock.now())
-                .returning(*steps.c)
-            )
-            rows = [dict(r) for r in result.mappings()]
-        for row in rows:
-            await self.emit.step(row)
 
     def _budget(self, run: Row, key: str, used: str) -> int | None:
         limit = run[key]
@@ -221,39 +210,46 @@ class RunExecutor:
                 incomplete_details={"reason": "max_completion_tokens"},
             )
             return "incomplete"
-        await acc.close_message("completed")
-        if calls:
-            await self._finish_tool_step(acc, calls, outcome, status="in_progress")
-            required = {
-                "type": "submit_tool_outputs",
-                "submit_tool_outputs": {
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        }
-                        for c in calls
-                    ]
-                },
-            }
+        if not calls:
+            # The last turn: the message, its step and the run end in one transaction.
             async with self.db.write() as conn:
-                changes = await transition(
-                    conn,
-                    run["id"],
-                    "requires_action",
-                    required_action=required,
-                    usage=total,
-                    expires_at=clock.now() + self.config.expires_seconds,
-                    worker_id=None,
-                    lease_until=None,
-                )
-            if changes is None:
-                raise _Cancelled
-            await self.emit.run(changes.run)
-            return "requires_action"
-        await self._end(run["id"], "completed", usage=total)
-        return "completed"
+                closed = await acc.close_message_in(conn, "completed")
+                changes = await transition(conn, run["id"], "completed", usage=total)
+            if closed:
+                await acc.emit_closed_message()
+            if changes is not None:
+                await self.emit.changes(changes)
+            return "completed"
+        await acc.close_message("completed")
+        await self._finish_tool_step(acc, calls, outcome, status="in_progress")
+        required = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in calls
+                ]
+            },
+        }
+        async with self.db.write() as conn:
+            changes = await transition(
+                conn,
+                run["id"],
+                "requires_action",
+                required_action=required,
+                usage=total,
+                expires_at=clock.now() + self.config.expires_seconds,
+                worker_id=None,
+                lease_until=None,
+            )
+        if changes is None:
+            raise _Cancelled
+        await self.emit.run(changes.run)
+        return "requires_action"
 
     async def _finish_tool_step(
         self, acc: Accumulator, calls: list[Any], outcome: Outcome, *, status: str
@@ -280,6 +276,21 @@ class RunExecutor:
         acc.tool_step = {**acc.tool_step, **changes}
         if status == "completed":
             await self.emit.step(acc.tool_step)
+
+
+async def _complete_answered_tool_steps(conn: AsyncConnection, run_id: str) -> list[Row]:
+    steps = tables.run_steps
+    result = await conn.execute(
+        sa.update(steps)
+        .where(
+            steps.c.run_id == run_id,
+            steps.c.type == "tool_calls",
+            steps.c.status == "in_progress",
+        )
+        .values(status="completed", completed_at=clock.now())
+        .returning(*steps.c)
+    )
+    return [dict(r) for r in result.mappings()]
 
 
 class _BudgetSpent(Exception):

@@ -55,11 +55,16 @@ class RunStream:
                 received = await self._subscription.get(self.idle_seconds)
                 if received is None:
                     final = await self._final_state()
-                    if final is not None:
+                    if final is None:
+                        yield KEEPALIVE
+                        continue
+                    # The run ended in the store, but its closing events (open message and
+                    # step, then the run) are published just after that commit: wait for
+                    # them once more, and only if none come say how the run ended.
+                    received = await self._subscription.get(self.idle_seconds)
+                    if received is None:
                         yield final
                         return
-                    yield KEEPALIVE
-                    continue
                 yield received
                 if received.event in END_EVENTS:
                     return
