@@ -6,6 +6,8 @@ run"; a partial unique index on active runs backs that up in the database itself
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,25 +168,19 @@ class RunService:
     ) -> tuple[RunObject, RunStream | None]:
         """Create and queue a run; with ``stream`` also an open event stream for it."""
         run_id = ids.new_id("run")
-        stream = await self._open_stream(run_id) if request.stream else None
-        try:
-            async with self.db.write() as conn:
-                await lock_thread(conn, project, thread_id)
-                active = await active_run(conn, thread_id)
-                if active is not None:
-                    raise _thread_busy(thread_id, active)
-                row = await self._new_run_row(
-                    conn, project, run_id, thread_id, request, request.additional_instructions
+        async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
+            await lock_thread(conn, project, thread_id)
+            active = await active_run(conn, thread_id)
+            if active is not None:
+                raise _thread_busy(thread_id, active)
+            row = await self._new_run_row(
+                conn, project, run_id, thread_id, request, request.additional_instructions
+            )
+            for i, message in enumerate(request.additional_messages or []):
+                await insert_message(
+                    conn, project, thread_id, message, param=f"additional_messages[{i}]"
                 )
-                for i, message in enumerate(request.additional_messages or []):
-                    await insert_message(
-                        conn, project, thread_id, message, param=f"additional_messages[{i}]"
-                    )
-                await self._insert(conn, row)
-        except BaseException:
-            if stream is not None:
-                await stream.close()
-            raise
+            await self._insert(conn, row)
         await self.worker.enqueue(run_id)
         return run_to_wire(row), stream
 
@@ -192,27 +188,34 @@ class RunService:
         self, project: str, request: CreateThreadAndRunRequest
     ) -> tuple[RunObject, Event, RunStream | None]:
         run_id = ids.new_id("run")
-        stream = await self._open_stream(run_id) if request.stream else None
         thread_request = request.thread or CreateThreadRequest()
         if request.tool_resources is not None:
             thread_request = thread_request.model_copy(
                 update={"tool_resources": request.tool_resources}
             )
-        try:
-            async with self.db.write() as conn:
-                thread = await create_thread_row(conn, project, thread_request, param="thread")
-                row = await self._new_run_row(conn, project, run_id, thread["id"], request)
-                await self._insert(conn, row)
-        except BaseException:
-            if stream is not None:
-                await stream.close()
-            raise
+        async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
+            thread = await create_thread_row(conn, project, thread_request, param="thread")
+            row = await self._new_run_row(conn, project, run_id, thread["id"], request)
+            await self._insert(conn, row)
         await self.worker.enqueue(run_id)
         created = Event("thread.created", thread_to_wire(thread))
         return run_to_wire(row), created, stream
 
-    async def _open_stream(self, run_id: str) -> RunStream:
-        return await RunStream(self.db, self.bus, run_id, self.settings.stream_idle_seconds).open()
+    @asynccontextmanager
+    async def _stream(self, run_id: str, wanted: bool | None) -> AsyncIterator[RunStream | None]:
+        """A stream subscribed before the run is queued (so no event is missed); closed
+        again if the request fails before the stream is handed over."""
+        if not wanted:
+            yield None
+            return
+        stream = await RunStream(
+            self.db, self.bus, run_id, self.settings.stream_idle_seconds
+        ).open()
+        try:
+            yield stream
+        except BaseException:
+            await stream.close()
+            raise
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -283,31 +286,25 @@ class RunService:
     async def submit_tool_outputs(
         self, project: str, thread_id: str, run_id: str, request: SubmitToolOutputsRequest
     ) -> tuple[RunObject, RunStream | None]:
-        stream = await self._open_stream(run_id) if request.stream else None
-        try:
-            async with self.db.write() as conn:
-                # Lock first, then read: a concurrent submission is checked against the run
-                # as the first one left it.
-                await conn.execute(
-                    sa.select(tables.runs.c.id).where(tables.runs.c.id == run_id).with_for_update()
-                )
-                row = await self._get_row(conn, project, thread_id, run_id)
-                outputs = _match_outputs(row, request)
-                await _store_outputs(conn, row, outputs)
-                changes = await transition(
-                    conn,
-                    run_id,
-                    "queued",
-                    required_action=None,
-                    worker_id=self.worker.worker_id,
-                    lease_until=lease_deadline(self.settings.lease_seconds),
-                )
-                if changes is None:
-                    raise _no_outputs_expected(row["status"])
-        except BaseException:
-            if stream is not None:
-                await stream.close()
-            raise
+        async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
+            # Lock first, then read: a concurrent submission is checked against the run
+            # as the first one left it.
+            await conn.execute(
+                sa.select(tables.runs.c.id).where(tables.runs.c.id == run_id).with_for_update()
+            )
+            row = await self._get_row(conn, project, thread_id, run_id)
+            outputs = _match_outputs(row, request)
+            await _store_outputs(conn, row, outputs)
+            changes = await transition(
+                conn,
+                run_id,
+                "queued",
+                required_action=None,
+                worker_id=self.worker.worker_id,
+                lease_until=lease_deadline(self.settings.lease_seconds),
+            )
+            if changes is None:
+                raise _no_outputs_expected(row["status"])
         await self.emit.run(changes.run)
         await self.worker.enqueue(run_id)
         return run_to_wire(changes.run), stream
