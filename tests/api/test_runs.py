@@ -23,6 +23,7 @@ import pytest
 
 from assistd.backends.base import ChatRequest, Usage
 from assistd.backends.scripted import Reply, ScriptedCall, text_reply, tool_reply
+from assistd.tokenizer import count_tokens
 from tests.conftest import ClientFactory, LiveServer, assert_error, make_settings
 
 T = TypeVar("T")
@@ -1399,8 +1400,9 @@ def test_max_completion_tokens_is_a_budget_across_turns(
 
 def test_max_prompt_tokens_drops_oldest_messages(client: openai.OpenAI, server: LiveServer) -> None:
     model = new_model()
-    # Each message is 400 characters, about 100 tokens (plus framing): two fit in 256.
-    texts = [f"{i:03d}" + "x" * 397 for i in range(8)]
+    # Each message is about 100 tokens (plus framing): two fit in 256, three do not.
+    texts = [f"{i:03d} " + "apple " * 100 for i in range(8)]
+    assert all(100 <= count_tokens(t, model) <= 110 for t in texts)
     assistant = client.beta.assistants.create(model=model, instructions="Be brief.")
     thread_id = thread_with(client, *texts)
     run = client.beta.threads.runs.create_and_poll(
@@ -1423,7 +1425,7 @@ def test_max_prompt_tokens_too_small_for_the_last_message(
 ) -> None:
     model = new_model()
     assistant = client.beta.assistants.create(model=model)
-    thread_id = thread_with(client, "short", "y" * 2000)
+    thread_id = thread_with(client, "short", "apple " * 400)
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread_id, assistant_id=assistant.id, max_prompt_tokens=256
     )

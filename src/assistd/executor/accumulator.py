@@ -221,7 +221,7 @@ class Accumulator:
             message_changes["completed_at"] = now
         else:
             message_changes.update(incomplete_at=now, incomplete_details={"reason": reason})
-        completion = estimate_tokens(text)
+        completion = estimate_tokens(text, self.run["model"])
         usage = self.usage if self.tool_step is None and self.usage else Usage(0, completion)
         step_changes = {"status": "completed", "completed_at": now, "usage": usage_dict(usage)}
         project = self.run["project"]
@@ -249,7 +249,7 @@ class Accumulator:
                 )
 
     def outcome(self) -> Outcome:
-        usage = self.usage or Usage(0, estimate_tokens("".join(self.text)))
+        usage = self.usage or Usage(0, estimate_tokens("".join(self.text), self.run["model"]))
         calls = [self.calls[i] for i in sorted(self.calls)]
         return Outcome(
             text="".join(self.text),

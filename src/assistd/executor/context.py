@@ -1,8 +1,7 @@
 """Building the model's context for a run: instructions, thread messages, tool results.
 
-Applies ``truncation_strategy`` and the run's prompt-token budget. Tokens are estimated
-(about four characters per token) until a real tokenizer is plugged in by the local-model
-work; the estimate errs on the high side so budgets are not overrun.
+Applies ``truncation_strategy`` and the run's prompt-token budget, counting tokens with
+OpenAI's tokenizers (``assistd.tokenizer``); for other models that count is an estimate.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.store import tables
 from assistd.store.repository import Row
+from assistd.tokenizer import count_tokens
 
 # Per-message framing overhead, as OpenAI documents for chat models.
 MESSAGE_OVERHEAD = 4
 
 
-def estimate_tokens(text: str) -> int:
-    return (len(text) + 3) // 4
+def estimate_tokens(text: str, model: str | None = None) -> int:
+    return count_tokens(text, model)
 
 
 @dataclass
@@ -36,12 +36,12 @@ class PromptBudgetExceeded(Exception):
     """Not even the newest message fits in what is left of ``max_prompt_tokens``."""
 
 
-def _message_tokens(message: dict[str, Any]) -> int:
+def _message_tokens(message: dict[str, Any], model: str) -> int:
     content = message.get("content")
     text = content if isinstance(content, str) else json.dumps(content or "")
     calls = message.get("tool_calls")
     extra = json.dumps(calls) if calls else ""
-    return MESSAGE_OVERHEAD + estimate_tokens(text) + estimate_tokens(extra)
+    return MESSAGE_OVERHEAD + estimate_tokens(text, model) + estimate_tokens(extra, model)
 
 
 def _content_for_model(content: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -144,8 +144,8 @@ async def build_context(
     body = [thread_message(m) for m in history]
     limits = [x for x in (prompt_budget, context_window) if x is not None]
     limit = min(limits) if limits else None
-    fixed = sum(_message_tokens(m) for m in system + own)
-    sizes = [_message_tokens(m) for m in body]
+    fixed = sum(_message_tokens(m, run["model"]) for m in system + own)
+    sizes = [_message_tokens(m, run["model"]) for m in body]
     if limit is not None:
         # "auto" truncation drops the oldest thread messages until the prompt fits.
         while body and fixed + sum(sizes) > limit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from assistd.backends.factory import build_registry
@@ -22,6 +23,7 @@ from assistd.services.runs import RunService, RunSettings
 from assistd.services.threads import ThreadService
 from assistd.store.blobs import BlobStore, LocalBlobStore
 from assistd.store.database import Database
+from assistd.tokenizer import encoding
 
 
 @dataclass
@@ -95,6 +97,10 @@ class Services:
     async def start(self) -> None:
         """Migrate, then start the worker (recovering what a stopped process left)."""
         await self.db.migrate()
+        # Load the tokenizers off the event loop now rather than on the first run.
+        await asyncio.gather(
+            asyncio.to_thread(encoding, "o200k_base"), asyncio.to_thread(encoding, "cl100k_base")
+        )
         # SQLite is single-process: whatever is unfinished at start-up was abandoned.
         await self.worker.start(recover_all=self.db.dialect == "sqlite")
 
