@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistd import clock
 from assistd.backends.base import BackendError, ChatRequest
 from assistd.backends.registry import BackendRegistry
-from assistd.events.base import EventBus, control_channel
+from assistd.events.base import EventBus, Subscription, control_channel
 from assistd.executor.accumulator import Accumulator, Outcome, usage_dict
 from assistd.executor.context import PromptBudgetExceeded, build_context
 from assistd.executor.state import Emitter, lease_deadline, transition
@@ -56,61 +56,66 @@ class RunExecutor:
 
     async def execute(self, run_id: str) -> None:
         """Run ``run_id`` if it is queued; return when it is terminal or requires action."""
-        async with self.db.write() as conn:
-            claimed = await transition(
-                conn,
-                run_id,
-                "in_progress",
-                started_at=sa.func.coalesce(tables.runs.c.started_at, clock.now()),
-                worker_id=self.config.worker_id,
-                lease_until=lease_deadline(self.config.lease_seconds),
-            )
-            answered = await _complete_answered_tool_steps(conn, run_id) if claimed else []
-        if claimed is None:
-            return  # not queued any more: another worker has it, or it was cancelled
-        run = claimed.run
-        await self.emit.run(run)
-        # After outputs were submitted, the waiting tool step completes in this stream.
-        for step in answered:
-            await self.emit.step(step)
-        cancel_requested = asyncio.Event()
+        # Listen for a cancel before claiming: one sent right after the claim commits must
+        # not be missed.
         async with self.bus.subscribe(control_channel(run_id)) as control:
-            work = asyncio.create_task(self._drive(run), name=f"run-{run_id}")
-            watcher = asyncio.create_task(self._watch(control, work, cancel_requested))
-            try:
-                await work
-            except asyncio.CancelledError:
-                if not cancel_requested.is_set() or not work.cancelled():
-                    # Shutdown: stop the work too; the lease lapses and recovery ends the run.
-                    work.cancel()
-                    raise
-                await self._end(run_id, "cancelled")
-            except _Cancelled:
-                await self._end(run_id, "cancelled")
-            except _BudgetSpent as exc:
-                await self._end(run_id, "incomplete", incomplete_details={"reason": exc.reason})
-            except BackendError as exc:
-                logger.warning("run %s failed in the model backend: %s", run_id, exc.message)
-                await self._end(
-                    run_id, "failed", last_error={"code": exc.code, "message": exc.message}
-                )
-            except Exception:
-                logger.exception("run %s failed unexpectedly", run_id)
-                await self._end(
+            async with self.db.write() as conn:
+                claimed = await transition(
+                    conn,
                     run_id,
-                    "failed",
-                    last_error={
-                        "code": "server_error",
-                        "message": "The server had an error while processing the run.",
-                    },
+                    "in_progress",
+                    started_at=sa.func.coalesce(tables.runs.c.started_at, clock.now()),
+                    worker_id=self.config.worker_id,
+                    lease_until=lease_deadline(self.config.lease_seconds),
                 )
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                answered = await _complete_answered_tool_steps(conn, run_id) if claimed else []
+            if claimed is None:
+                return  # not queued any more: another worker has it, or it was cancelled
+            run = claimed.run
+            await self.emit.run(run)
+            # After outputs were submitted, the waiting tool step completes in this stream.
+            for step in answered:
+                await self.emit.step(step)
+            await self._supervise(run, control)
+
+    async def _supervise(self, run: Row, control: Subscription) -> None:
+        """Drive the run in a task that a cancel request interrupts; end it on any failure."""
+        run_id = run["id"]
+        cancel_requested = asyncio.Event()
+        work = asyncio.create_task(self._drive(run), name=f"run-{run_id}")
+        watcher = asyncio.create_task(self._watch(control, work, cancel_requested))
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not cancel_requested.is_set() or not work.cancelled():
+                # Shutdown: stop the work too; the lease lapses and recovery ends the run.
+                work.cancel()
+                raise
+            await self._end(run_id, "cancelled")
+        except _Cancelled:
+            await self._end(run_id, "cancelled")
+        except _BudgetSpent as exc:
+            await self._end(run_id, "incomplete", incomplete_details={"reason": exc.reason})
+        except BackendError as exc:
+            logger.warning("run %s failed in the model backend: %s", run_id, exc.message)
+            await self._end(run_id, "failed", last_error={"code": exc.code, "message": exc.message})
+        except Exception:
+            logger.exception("run %s failed unexpectedly", run_id)
+            await self._end(
+                run_id,
+                "failed",
+                last_error={
+                    "code": "server_error",
+                    "message": "The server had an error while processing the run.",
+                },
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def _watch(
-        self, control: Any, work: asyncio.Task[None], cancel_requested: asyncio.Event
+        self, control: Subscription, work: asyncio.Task[None], cancel_requested: asyncio.Event
     ) -> None:
         while True:
             event = await control.get()
