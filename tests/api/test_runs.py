@@ -940,6 +940,29 @@ def test_tool_choice_is_passed_to_the_model(
     assert [t["function"]["name"] for t in request.tools] == ["get_weather", "get_time"]
 
 
+def test_named_builtin_tool_choice_does_not_force_a_function(
+    client: openai.OpenAI, server: LiveServer
+) -> None:
+    model = new_model()
+    server.scripted.queue(text_reply("Fine."), model=model)
+    assistant = client.beta.assistants.create(
+        model=model, tools=[{"type": "code_interpreter"}, fn_tool("get_weather", city="string")]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_with(client, "?"),
+        assistant_id=assistant.id,
+        tool_choice={"type": "code_interpreter"},
+    )
+    assert run.status == "completed"
+    assert run.tool_choice is not None
+    assert not isinstance(run.tool_choice, str)
+    assert run.tool_choice.type == "code_interpreter"
+    (request,) = server.scripted.requests_for(model)
+    # The built-in tool is not offered to the model yet; the functions stay optional.
+    assert request.tool_choice == "auto"
+    assert [t["function"]["name"] for t in request.tools] == ["get_weather"]
+
+
 def test_named_tool_choice_must_be_in_tools(client: openai.OpenAI, server: LiveServer) -> None:
     model = new_model()
     assistant = weather_assistant(client, model)

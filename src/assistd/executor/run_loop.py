@@ -309,4 +309,6 @@ def _tool_choice(value: Any) -> Any:
         return value
     if value.get("type") == "function":
         return {"type": "function", "function": {"name": value["function"]["name"]}}
-    return "required"
+    # A named built-in tool (file_search, code_interpreter) is not offered to the model until
+    # those tools are executed here; forcing one of the functions instead would be wrong.
+    return "auto"
