@@ -22,7 +22,7 @@ from assistd.backends.registry import BackendRegistry
 from assistd.events.base import EventBus, Subscription, control_channel
 from assistd.executor.accumulator import Accumulator, Outcome, usage_dict
 from assistd.executor.context import PromptBudgetExceeded, build_context
-from assistd.executor.state import Emitter, lease_deadline, transition
+from assistd.executor.state import Emitter, end_run, lease_deadline, transition
 from assistd.protocol.runs import RunStatus
 from assistd.store import repos, tables
 from assistd.store.database import Database
@@ -125,10 +125,7 @@ class RunExecutor:
                 return
 
     async def _end(self, run_id: str, to: RunStatus, **fields: Any) -> None:
-        async with self.db.write() as conn:
-            changes = await transition(conn, run_id, to, **fields)
-        if changes is not None:
-            await self.emit.changes(changes)
+        await end_run(self.db, self.emit, run_id, to, **fields)
 
     async def _drive(self, run: Row) -> None:
         first = True

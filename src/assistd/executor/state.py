@@ -19,6 +19,7 @@ from assistd import clock
 from assistd.events.base import Event, EventBus, run_channel
 from assistd.protocol.runs import RunStatus
 from assistd.store import tables
+from assistd.store.database import Database
 from assistd.store.repository import Row
 from assistd.store.wire import message_to_wire, run_to_wire, step_to_wire
 
@@ -156,6 +157,17 @@ class Emitter:
         for step in changes.steps:
             await self.step(step)
         await self.run(changes.run)
+
+
+async def end_run(
+    db: Database, emit: Emitter, run_id: str, to: RunStatus, **fields: Any
+) -> Changes | None:
+    """``transition`` in its own transaction, then its events once committed."""
+    async with db.write() as conn:
+        changes = await transition(conn, run_id, to, **fields)
+    if changes is not None:
+        await emit.changes(changes)
+    return changes
 
 
 def lease_deadline(seconds: float) -> float:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from assistd import clock
 from assistd.executor.run_loop import RunExecutor
-from assistd.executor.state import Emitter, lease_deadline, transition
+from assistd.executor.state import Emitter, end_run, lease_deadline
 from assistd.queue.base import RunQueue
 from assistd.store import tables
 from assistd.store.database import Database
@@ -143,17 +143,22 @@ class Worker:
             stale = await conn.execute(sa.select(runs.c.id, runs.c.status).where(*stale_filter))
             abandoned = [(r[0], r[1]) for r in stale if r[0] not in self.owned]
         for run_id in expired:
-            await self._end(run_id, "expired", only_from=("requires_action",))
+            await end_run(self.db, self.emit, run_id, "expired", only_from=("requires_action",))
         for run_id, status in abandoned:
             if status == "queued":
                 await self._adopt(run_id)
             elif status == "in_progress":
                 logger.warning("run %s was interrupted; failing it", run_id)
-                await self._end(
-                    run_id, "failed", only_from=("in_progress",), last_error=INTERRUPTED
+                await end_run(
+                    self.db,
+                    self.emit,
+                    run_id,
+                    "failed",
+                    only_from=("in_progress",),
+                    last_error=INTERRUPTED,
                 )
             else:
-                await self._end(run_id, "cancelled", only_from=("cancelling",))
+                await end_run(self.db, self.emit, run_id, "cancelled", only_from=("cancelling",))
 
     async def _adopt(self, run_id: str) -> None:
         runs = tables.runs
@@ -166,9 +171,3 @@ class Worker:
         if result.rowcount:
             logger.info("resuming queued run %s", run_id)
             await self.enqueue(run_id)
-
-    async def _end(self, run_id: str, to: str, **kwargs: object) -> None:
-        async with self.db.write() as conn:
-            changes = await transition(conn, run_id, to, **kwargs)  # type: ignore[arg-type]
-        if changes is not None:
-            await self.emit.changes(changes)

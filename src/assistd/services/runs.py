@@ -19,7 +19,7 @@ from assistd import clock, ids
 from assistd.backends.registry import BackendRegistry
 from assistd.errors import InvalidRequestError, NotFoundError, not_found
 from assistd.events.base import Event, EventBus, control_channel
-from assistd.executor.state import Emitter, lease_deadline, transition
+from assistd.executor.state import Emitter, end_run, lease_deadline, transition
 from assistd.executor.worker import Worker
 from assistd.protocol.common import ListResponse, dump_response_format, dump_tools
 from assistd.protocol.runs import (
@@ -277,10 +277,7 @@ class RunService:
             await self.bus.publish(control_channel(run_id), Event("cancel", None))
         else:
             # Nothing is executing a queued or waiting run: end it here.
-            async with self.db.write() as conn:
-                ended = await transition(conn, run_id, "cancelled", only_from=("cancelling",))
-            if ended is not None:
-                await self.emit.changes(ended)
+            await end_run(self.db, self.emit, run_id, "cancelled", only_from=("cancelling",))
         return run_to_wire(changes.run)
 
     async def submit_tool_outputs(
