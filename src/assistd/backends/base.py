@@ -30,6 +30,11 @@ class ChatRequest:
     max_tokens: int | None = None
     stop: list[str] | None = None
     reasoning_effort: str | None = None
+    seed: int | None = None
+    # Other Chat Completions fields a client sent through the gateway (presence_penalty,
+    # logit_bias, user...): upstreams receive them as they are; local backends use what
+    # they support.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

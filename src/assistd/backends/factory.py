@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from assistd.backends.local import LocalBackend
+from assistd.backends.local_model import local_specs
 from assistd.backends.openai_compat import OpenAICompatBackend
 from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings
@@ -10,6 +12,10 @@ from assistd.errors import NotFoundError
 
 def build_registry(settings: Settings, registry: BackendRegistry | None = None) -> BackendRegistry:
     """Register one ``OpenAICompatBackend`` per configured upstream, then the aliases.
+
+    Local models (the bundled one, ``local_models``) are registered first; none is loaded
+    until its first request. With no fallback upstream, the catalogue's well-known names
+    (``models``) that no upstream serves become aliases of ``default_local_model``.
 
     Args:
         settings: ``upstreams`` give named routes (``owned_by`` is the upstream's name);
@@ -24,6 +30,13 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
         ValueError: An alias names a model that nothing serves.
     """
     registry = registry if registry is not None else BackendRegistry()
+    for spec in local_specs(settings):
+        registry.add(
+            spec.name,
+            LocalBackend(spec),
+            owned_by="assistd-local",
+            context_window=spec.context_size,
+        )
     for upstream in settings.upstreams:
         backend = OpenAICompatBackend(
             upstream.base_url,
@@ -42,6 +55,7 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
             max_retries=settings.upstream_max_retries,
             name="upstream",
         )
+    _alias_local(settings, registry)
     # In file order, so an alias may point at an alias defined above it.
     for alias, target in settings.model_aliases.items():
         try:
@@ -51,6 +65,34 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
                 f"model_aliases: '{alias}' points at '{target}', which no backend serves"
             ) from None
         registry.add(
-            alias, route.backend, upstream_model=route.upstream_model, owned_by=route.owned_by
+            alias,
+            route.backend,
+            upstream_model=route.upstream_model,
+            owned_by=route.owned_by,
+            context_window=route.context_window,
+            alias_of=target,
         )
     return registry
+
+
+def _alias_local(settings: Settings, registry: BackendRegistry) -> None:
+    """Point the well-known model names at the default local model when nothing serves them."""
+    if not settings.local_aliases or registry.fallback is not None:
+        return
+    local = [r for r in registry.listed() if isinstance(r.backend, LocalBackend)]
+    target = settings.default_local_model or (local[0].id if local else None)
+    if target is None:
+        return
+    route = registry.routes.get(target)
+    if route is None or not isinstance(route.backend, LocalBackend):
+        raise ValueError(f"default_local_model: '{target}' is not a local model")
+    for name in settings.model_ids:
+        if name not in registry.routes:
+            registry.add(
+                name,
+                route.backend,
+                upstream_model=route.upstream_model,
+                owned_by=route.owned_by,
+                context_window=route.context_window,
+                alias_of=target,
+            )

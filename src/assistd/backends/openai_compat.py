@@ -174,8 +174,11 @@ class OpenAICompatBackend:
             "max_tokens": request.max_tokens,
             "stop": request.stop,
             "reasoning_effort": request.reasoning_effort,
+            "seed": request.seed,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
+        # Gateway pass-through (seed, penalties, user...); never overrides the fields above.
+        body.update({k: v for k, v in request.extra.items() if k not in body})
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         return body

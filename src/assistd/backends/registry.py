@@ -16,6 +16,10 @@ class ModelRoute:
     backend: ModelBackend
     upstream_model: str
     owned_by: str = "assistd"
+    # Tokens the model takes per request, where known (local models); runs truncate to it.
+    context_window: int | None = None
+    # The model name this one is an alias of, shown by /v1/models.
+    alias_of: str | None = None
 
 
 @dataclass
@@ -32,8 +36,12 @@ class BackendRegistry:
         *,
         upstream_model: str | None = None,
         owned_by: str = "assistd",
+        context_window: int | None = None,
+        alias_of: str | None = None,
     ) -> None:
-        self.routes[model] = ModelRoute(model, backend, upstream_model or model, owned_by)
+        self.routes[model] = ModelRoute(
+            model, backend, upstream_model or model, owned_by, context_window, alias_of
+        )
 
     def resolve(self, model: str) -> ModelRoute:
         route = self.routes.get(model)

@@ -152,7 +152,10 @@ async def build_context(
             body.pop(0)
             sizes.pop(0)
             dropped += 1
-        if fixed + sum(sizes) > limit or (not body and history):
+        # Only the run's own max_prompt_tokens ends a run as incomplete; a prompt still too
+        # big for the model's context window is for the model to refuse.
+        binding = prompt_budget is not None and prompt_budget == limit
+        if binding and (fixed + sum(sizes) > limit or (not body and history)):
             raise PromptBudgetExceeded
     messages = system + body + own
     return Context(messages=messages, prompt_tokens=fixed + sum(sizes), dropped=dropped)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import clock
 from assistd.backends.base import BackendError, ChatRequest
-from assistd.backends.registry import BackendRegistry
+from assistd.backends.registry import BackendRegistry, ModelRoute
 from assistd.events.base import EventBus, Subscription, control_channel
 from assistd.executor.accumulator import Accumulator, Outcome, usage_dict
 from assistd.executor.context import PromptBudgetExceeded, build_context
@@ -166,7 +166,7 @@ class RunExecutor:
         try:
             async with self.db.read() as conn:
                 context = await build_context(
-                    conn, run, prompt_budget=prompt_left, context_window=None
+                    conn, run, prompt_budget=prompt_left, context_window=_window(route)
                 )
         except PromptBudgetExceeded:
             raise _BudgetSpent("max_prompt_tokens") from None
@@ -299,6 +299,17 @@ class _BudgetSpent(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _window(route: ModelRoute) -> int | None:
+    """Prompt tokens (counted with OpenAI's tokenizer) that fit the route's context window.
+
+    A quarter of the window is kept back because the model's own tokenizer may count more
+    tokens than OpenAI's, and room is left for the reply.
+    """
+    if route.context_window is None:
+        return None
+    return route.context_window * 3 // 4 - min(1024, route.context_window // 4)
 
 
 def _tool_choice(value: Any) -> Any:

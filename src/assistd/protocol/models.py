@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import SerializeAsAny
+
 from assistd.protocol.common import WireModel
 
 
@@ -14,6 +16,15 @@ class ModelObject(WireModel):
     owned_by: str
 
 
+class AliasModelObject(ModelObject):
+    """A well-known name served by another model (e.g. gpt-4o by the local model offline).
+
+    ``alias_of`` is assistd's addition; the SDK keeps unknown fields in ``model_extra``.
+    """
+
+    alias_of: str
+
+
 class ModelList(WireModel):
     object: Literal["list"] = "list"
-    data: list[ModelObject]
+    data: list[SerializeAsAny[ModelObject]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from assistd.http.deps import Project, Svc
-from assistd.protocol.models import ModelList, ModelObject
+from assistd.protocol.models import AliasModelObject, ModelList, ModelObject
 
 router = APIRouter(prefix="/models", tags=["models"])
 health = APIRouter(tags=["health"])
@@ -17,7 +17,7 @@ async def list_models(svc: Svc, project: Project) -> ModelList:
 
 
 @router.get("/{model:path}")
-async def get_model(svc: Svc, project: Project, model: str) -> ModelObject:
+async def get_model(svc: Svc, project: Project, model: str) -> AliasModelObject | ModelObject:
     return svc.models.get(model)
 
 
