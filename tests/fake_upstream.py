@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible Chat Completions server on an ephemeral loopback port.
+"""A scripted OpenAI-compatible Chat Completions (and embeddings) server on a loopback port.
 
 Tests queue replies (streamed text, tool calls, HTTP errors, slow or hanging streams), point
 a backend at ``upstream.base_url`` and afterwards inspect ``upstream.requests``::
@@ -15,6 +15,7 @@ rather than Starlette, so that it can watch for the client's disconnect while it
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import threading
@@ -241,6 +242,8 @@ class FakeUpstream:
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models
             ]
             await _json_response(send, 200, {"object": "list", "data": data})
+        elif method == "POST" and path == f"{self.base_path}/embeddings":
+            await self._embeddings(body, send)
         elif method == "POST" and path == f"{self.base_path}/chat/completions":
             await self._chat(body, record, receive, send)
             return
@@ -287,10 +290,38 @@ class FakeUpstream:
         finally:
             gone.cancel()
 
+    async def _embeddings(self, body: Any, send: Send) -> None:
+        """Queued replies give the status (errors, 429s); vectors are ``fake_embedding``'s."""
+        reply = self._next_reply(body)
+        extra = [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
+        if reply.status != 200:
+            await _error(
+                send, reply.status, reply.error_message, reply.error_code, reply.error_type, extra
+            )
+            return
+        body = body if isinstance(body, dict) else {}
+        raw = body.get("input")
+        items = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw or []
+        size = int(body.get("dimensions") or 8)
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_embedding(item, size)}
+            for i, item in enumerate(items)
+        ]
+        tokens = sum(len(i.split()) if isinstance(i, str) else len(i) for i in items)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        payload = {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+        await _json_response(send, 200, payload, extra)
+
     def _cut(self, record: RecordedRequest) -> None:
         with self._disconnect:
             record.disconnected = True
             self._disconnect.notify_all()
+
+
+def fake_embedding(item: Any, size: int = 8) -> list[float]:
+    """The vector the fake upstream answers for one input: a digest of it, as floats."""
+    digest = hashlib.sha256(json.dumps(item).encode()).digest()
+    return [(digest[i % len(digest)] - 128) / 128 for i in range(size)]
 
 
 async def _disconnected(receive: Receive) -> None:

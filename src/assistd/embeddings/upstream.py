@@ -1,0 +1,227 @@
+"""Embeddings from an OpenAI-compatible upstream: ``POST {base_url}/embeddings``.
+
+Retries 429s, 5xx answers and connection failures with the same policy as the chat
+backend (exponential backoff with jitter, honouring ``Retry-After``). The package layers
+keep ``assistd.backends`` out of reach, so the few lines of that policy are repeated here
+rather than shared. Vectors are always asked for as ``float`` and returned as the upstream
+sent them (as float32): the gateway stays a faithful proxy. OpenAI's are unit length; other
+servers' may not be, so a caller that scores by dot product normalises them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+
+from assistd.embeddings.base import (
+    EmbedderError,
+    EmbedderErrorCode,
+    EmbeddingInput,
+    EmbeddingResult,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 8.0
+_MAX_RETRY_AFTER = 30.0
+_MAX_MESSAGE = 500
+
+
+class _Retryable(Exception):
+    def __init__(self, error: EmbedderError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+class UpstreamEmbedder:
+    """One OpenAI-compatible upstream; one pooled ``httpx.AsyncClient`` for every request.
+
+    The API key lives only in the client's headers and is scrubbed from every message.
+    """
+
+    accepts_token_ids: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600.0,
+        max_retries: int = 3,
+        name: str = "upstream",
+        backoff: float = 0.5,
+    ) -> None:
+        """Args as ``OpenAICompatBackend``'s: ``name`` (never the URL or key) names the
+        upstream in logs and errors; ``backoff`` is the first retry delay."""
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.dimensions: int | None = None  # the upstream's model decides
+        self._secret = api_key or ""
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0))
+        )
+
+    def __repr__(self) -> str:
+        return f"UpstreamEmbedder(name={self.name!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def embed(
+        self,
+        texts: EmbeddingInput,
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
+        """Send every input in one request (token-id arrays as they are).
+
+        Raises:
+            EmbedderError: ``rate_limit_exceeded`` after the retries of a 429,
+                ``invalid_request`` for the upstream's 400/404/422 (its message kept),
+                ``server_error`` for the rest.
+        """
+        if not texts:
+            return EmbeddingResult(np.zeros((0, dimensions or 0), dtype=np.float32), 0)
+        body: dict[str, Any] = {
+            "model": model or "text-embedding-3-small",
+            "input": [t if isinstance(t, str) else list(t) for t in texts],
+            "encoding_format": "float",
+        }
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        attempt = 0
+        while True:
+            try:
+                payload = await self._attempt(body)
+                return self._parse(payload, len(texts))
+            except _Retryable as exc:
+                if attempt >= self.max_retries:
+                    logger.warning(
+                        "upstream %s embeddings failed after %d attempt(s): %s",
+                        self.name,
+                        attempt + 1,
+                        exc.error.message,
+                    )
+                    raise exc.error from None
+                delay = self._delay(attempt, exc.retry_after)
+                logger.info("upstream %s: %s; retry in %.2fs", self.name, exc.error.message, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
+        return min(self.backoff * 2.0**attempt, _MAX_BACKOFF) * random.uniform(0.75, 1.0)
+
+    async def _attempt(self, body: dict[str, Any]) -> Any:
+        try:
+            response = await self._client.post(f"{self.base_url}/embeddings", json=body)
+        except httpx.TimeoutException as exc:
+            error = EmbedderError(f"Upstream '{self.name}' timed out ({type(exc).__name__}).")
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise _Retryable(error) from None
+            raise error from None
+        except httpx.TransportError as exc:
+            detail = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise _Retryable(
+                EmbedderError(f"Could not reach upstream '{self.name}' ({detail}).")
+            ) from None
+        if response.status_code != 200:
+            self._raise_for_status(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise EmbedderError(f"Upstream '{self.name}' sent a body that is not JSON.") from None
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        try:
+            detail = _error_text(response.json())
+        except ValueError:
+            detail = None
+        detail = self._scrub(detail) if detail else None
+        code: EmbedderErrorCode = "server_error"
+        if status == 429:
+            code = "rate_limit_exceeded"
+        elif status in (400, 404, 422):
+            code = "invalid_request"
+        if status in (401, 403):
+            message = f"Upstream '{self.name}' rejected its credentials (HTTP {status})."
+        else:
+            message = f"Upstream '{self.name}' returned HTTP {status}"
+            message += f": {detail}" if detail else "."
+        logger.warning("upstream %s embeddings: HTTP %d %s", self.name, status, detail or "")
+        error = EmbedderError(message, code=code)
+        if status == 429 or status >= 500:
+            raise _Retryable(error, _retry_after(response.headers))
+        raise error
+
+    def _parse(self, payload: Any, count: int) -> EmbeddingResult:
+        data = payload.get("data") if isinstance(payload, dict) else None
+        rows: list[Any] = [None] * count
+        for position, item in enumerate(data if isinstance(data, list) else []):
+            if not isinstance(item, dict):
+                continue
+            index = item.get("index", position)
+            if isinstance(index, int) and 0 <= index < count:
+                rows[index] = item.get("embedding")
+        try:
+            if any(not isinstance(r, list) or not r for r in rows):
+                raise ValueError("missing embeddings")
+            vectors = np.asarray(rows, dtype=np.float32)
+            if vectors.ndim != 2:
+                raise ValueError("ragged embeddings")
+        except (TypeError, ValueError):
+            raise EmbedderError(
+                f"Upstream '{self.name}' sent an unreadable embeddings response."
+            ) from None
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return EmbeddingResult(vectors, tokens if isinstance(tokens, int) else 0)
+
+    def _scrub(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _error_text(body: Any) -> str | None:
+    """The message of OpenAI's error envelope, or of the common variations of it."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body)
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        for key in ("message", "detail"):
+            if isinstance(error.get(key), str):
+                return str(error[key])
+    return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        with contextlib.suppress(ValueError):
+            return float(ms) / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    return None
