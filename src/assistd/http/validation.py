@@ -28,6 +28,8 @@ _TYPE_NAMES = {
     "model_attributes_type": "an object",
     "list_type": "an array",
 }
+# Discriminator fields: most unions are tagged by "type", chat messages by "role".
+_TAG_KEYS = ("type", "role")
 _BRANCH_LABELS = {"str", "int", "float", "bool", "list", "dict", "none", "json-or-python"}
 _BOUNDS = {
     "greater_than_equal": ("below_min_value", ">=", "ge"),
@@ -88,7 +90,11 @@ def param_path(loc: Sequence[int | str], data: Any) -> str:
             continue
         if "[" in item or item in _BRANCH_LABELS:
             continue
-        if isinstance(current, dict) and current.get("type") == item and tag_skipped != id(current):
+        if (
+            isinstance(current, dict)
+            and item in (current.get(key) for key in _TAG_KEYS)
+            and tag_skipped != id(current)
+        ):
             # A discriminated union names the chosen branch by its tag before its fields.
             tag_skipped = id(current)
             continue

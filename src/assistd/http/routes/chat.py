@@ -1,0 +1,101 @@
+"""/v1/chat/completions
+
+Unlike a run, a completion belongs to its request: when the client goes away the model call
+is stopped, whether it was still waiting for the first token, adding up a non-streamed
+answer or streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Coroutine
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from assistd.errors import APIError
+from assistd.http.deps import Project, Svc, json_body
+from assistd.protocol.chat import CreateChatCompletionRequest
+from assistd.services.chat_relay import ChatStream
+
+router = APIRouter(tags=["chat"])
+
+T = TypeVar("T")
+DONE = b"data: [DONE]\n\n"
+CLIENT_CLOSED = 499  # nginx's "client closed request": nobody reads it, logs show why
+
+
+@router.post("/chat/completions", response_model=None)
+async def create_chat_completion(
+    svc: Svc,
+    project: Project,
+    request: Request,
+    body: Annotated[CreateChatCompletionRequest, Depends(json_body(CreateChatCompletionRequest))],
+) -> Response:
+    result = await _unless_disconnected(request, svc.chat.create(body))
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
+    if isinstance(result, ChatStream):
+        return ChatStreamResponse(result)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """``work``'s result, or None when the client disconnected first (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            # The service closes the model call when cancelled (also if we are). wait()
+            # does not raise the task's cancellation, only our own.
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled():
+        return None
+    return task.result()  # raises the service's APIError, if any
+
+
+async def _disconnect(request: Request) -> None:
+    # The body was read in full: the next message is the disconnect (or nothing, ever).
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _frame(data: str) -> bytes:
+    return f"data: {data}\n\n".encode()
+
+
+async def _sse(stream: ChatStream) -> AsyncIterator[bytes]:
+    # Chat streams have no ``event:`` names; a failure is a ``data: {"error": ...}`` object
+    # (the SDK raises ``APIError`` on it) and the stream ends without ``[DONE]``, as OpenAI's.
+    exclude = None if stream.include_usage else {"usage"}
+    async for item in stream.events():
+        if isinstance(item, APIError):
+            yield _frame(json.dumps(item.to_dict(), separators=(",", ":")))
+            return
+        yield _frame(item.model_dump_json(exclude=exclude))
+    yield DONE
+
+
+class ChatStreamResponse(StreamingResponse):
+    """SSE of one completion; the model call is closed however the response ends."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        super().__init__(
+            _sse(stream),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.stream.aclose()
