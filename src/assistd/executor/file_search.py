@@ -1,0 +1,229 @@
+"""The ``file_search`` tool: hybrid search over the assistant's and the thread's stores.
+
+The model calls it with one or more queries; the results go back to it with citation
+markers (``【<call>:<result>†<file name>】``) that it copies into its answer, and which
+``citations`` turns into ``file_citation`` annotations. The run step records the call as
+OpenAI does: ``ranking_options`` and ``results`` (file, name, score, content).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from assistd import clock
+from assistd.embeddings.base import EmbedderError, EmbedderRegistry
+from assistd.executor.builtin import ToolResult
+from assistd.retrieval.index import ChunkIndex, SearchHit, SearchQuery
+from assistd.store import tables
+from assistd.store.database import Database
+from assistd.store.repository import Row
+from assistd.store.vector_stores import touch
+from assistd.store.wire import MODEL_KEY
+from assistd.tokenizer import count_tokens
+
+NAME = "file_search"
+DESCRIPTION = (
+    "Search the files the user has provided (their uploaded documents) for passages relevant "
+    "to the queries. Use it whenever the answer may be in those files. Cite what you use by "
+    "copying the marker before each passage, such as 【0:1†source】, right after the sentence."
+)
+PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "queries": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "One to five short search queries.",
+        }
+    },
+    "required": ["queries"],
+}
+DEFAULT_RANKER = "default_2024_08_21"
+# How long a run waits for the thread's files still being ingested (OpenAI: 60 s).
+INGESTION_WAIT_SECONDS = 60.0
+# OpenAI's budget for file_search results given to gpt-4* models.
+OUTPUT_TOKENS = 16_000
+
+
+class FileSearchTool:
+    type: ClassVar[str] = "file_search"
+
+    def __init__(
+        self,
+        db: Database,
+        index: ChunkIndex,
+        embedders: EmbedderRegistry,
+        embedding_model: str,
+        *,
+        wait_seconds: float = INGESTION_WAIT_SECONDS,
+    ) -> None:
+        self.db = db
+        self.index = index
+        self.embedders = embedders
+        self.embedding_model = embedding_model
+        self.wait_seconds = wait_seconds
+
+    def definition(self, tool: dict[str, Any]) -> dict[str, Any]:
+        return {"name": NAME, "description": DESCRIPTION, "parameters": PARAMETERS}
+
+    def announce(self, call_id: str) -> dict[str, Any]:
+        return {"id": call_id, "type": "file_search", "file_search": {}}
+
+    async def call(
+        self,
+        run: Row,
+        tool: dict[str, Any],
+        call_id: str,
+        arguments: str,
+        ordinal: int,
+        budget: int | None = None,
+    ) -> ToolResult:
+        options = tool.get("file_search") or {}
+        ranking = options.get("ranking_options") or {}
+        ranking_options = {
+            "ranker": ranking.get("ranker")
+            if ranking.get("ranker") not in (None, "auto")
+            else DEFAULT_RANKER,
+            "score_threshold": float(ranking.get("score_threshold") or 0.0),
+        }
+        limit = int(options.get("max_num_results") or _default_results(run["model"]))
+        queries = _queries(arguments)
+        hits: list[SearchHit] = []
+        names: dict[str, str] = {}
+        note = ""
+        if not queries:
+            note = "No query was given: call file_search with a list of queries."
+        else:
+            store_ids = await self._stores(run)
+            if not store_ids:
+                note = "No files are attached to this assistant or thread."
+            else:
+                try:
+                    hits = await self._search(store_ids, queries, limit, ranking_options)
+                except EmbedderError as exc:
+                    note = f"The search failed: {exc.message}"
+                names = await self._file_names({h.file_id for h in hits})
+        results = [
+            {
+                "file_id": h.file_id,
+                "file_name": names.get(h.file_id, h.file_id),
+                "score": round(min(max(h.score, 0.0), 1.0), 6),
+                "content": [{"type": "text", "text": h.text}],
+            }
+            for h in hits
+        ]
+        output = note or _render(results, ordinal, run["model"], budget or OUTPUT_TOKENS)
+        details = {
+            "id": call_id,
+            "type": "file_search",
+            "file_search": {"ranking_options": ranking_options, "results": results},
+            MODEL_KEY: {"name": NAME, "arguments": arguments, "output": output},
+        }
+        return ToolResult(details=details, output=output)
+
+    async def _stores(self, run: Row) -> list[str]:
+        """The assistant's store, then the thread's, after the thread's ingestion settles."""
+        async with self.db.read() as conn:
+            assistant = await conn.scalar(
+                sa.select(tables.assistants.c.tool_resources).where(
+                    tables.assistants.c.id == run["assistant_id"]
+                )
+            )
+            thread = await conn.scalar(
+                sa.select(tables.threads.c.tool_resources).where(
+                    tables.threads.c.id == run["thread_id"]
+                )
+            )
+        ids = [*_store_ids(assistant), *_store_ids(thread)]
+        await self._wait_for_ingestion(_store_ids(thread))
+        return list(dict.fromkeys(ids))
+
+    async def _wait_for_ingestion(self, store_ids: list[str]) -> None:
+        if not store_ids:
+            return
+        files = tables.vector_store_files
+        deadline = time.monotonic() + self.wait_seconds
+        while time.monotonic() < deadline:
+            async with self.db.read() as conn:
+                pending = await conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(files)
+                    .where(files.c.vector_store_id.in_(store_ids), files.c.status == "in_progress")
+                )
+            if not pending:
+                return
+            await asyncio.sleep(0.25)
+
+    async def _search(
+        self, store_ids: list[str], queries: list[str], limit: int, ranking: dict[str, Any]
+    ) -> list[SearchHit]:
+        route = self.embedders.resolve(self.embedding_model)
+        embedded = await route.embedder.embed(queries, model=route.upstream_model)
+        query = SearchQuery(
+            vector_store_ids=store_ids,
+            texts=queries,
+            vectors=embedded.vectors,
+            limit=limit,
+            score_threshold=ranking["score_threshold"],
+        )
+        async with self.db.read() as conn:
+            hits = await self.index.search(conn, query)
+        async with self.db.write() as conn:
+            await touch(conn, store_ids, clock.now())
+        return hits
+
+    async def _file_names(self, file_ids: set[str]) -> dict[str, str]:
+        if not file_ids:
+            return {}
+        files = tables.files
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(files.c.id, files.c.filename).where(files.c.id.in_(file_ids))
+            )
+            return {r.id: r.filename for r in rows}
+
+
+def _default_results(model: str) -> int:
+    return 5 if model.startswith("gpt-3.5") else 20
+
+
+def _store_ids(tool_resources: Any) -> list[str]:
+    if not isinstance(tool_resources, dict):
+        return []
+    section = tool_resources.get("file_search") or {}
+    return [str(v) for v in section.get("vector_store_ids") or []]
+
+
+def _queries(arguments: str) -> list[str]:
+    """The queries from the model's arguments, tolerating a bare ``query`` string."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return [arguments.strip()] if arguments.strip() else []
+    if not isinstance(parsed, dict):
+        return []
+    raw = parsed.get("queries", parsed.get("query", []))
+    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return [str(q).strip() for q in values if str(q).strip()][:5]
+
+
+def _render(results: list[dict[str, Any]], ordinal: int, model: str, budget: int) -> str:
+    """Results as the model reads them, best first, until the token budget is spent."""
+    if not results:
+        return "No results found in the files."
+    parts: list[str] = []
+    spent = 0
+    for i, result in enumerate(results):
+        text = result["content"][0]["text"]
+        block = f"【{ordinal}:{i}†{result['file_name']}】\n{text}"
+        cost = count_tokens(block, model)
+        if parts and spent + cost > budget:
+            break
+        parts.append(block)
+        spent += cost
+    return "\n\n".join(parts)

@@ -1,0 +1,1 @@
+"""File search ingestion: turning uploaded documents into text and token chunks."""
