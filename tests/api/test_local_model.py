@@ -289,3 +289,72 @@ def test_sha256_mismatch_fails_the_run_clearly(tmp_path: Path) -> None:
         client.close()
     finally:
         live.stop()
+
+
+# -- the Chat Completions gateway on the local model -------------------------------------
+
+
+def test_chat_completion_answers(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "What is two plus two?"}],
+        temperature=0,
+        max_tokens=48,
+    )
+    assert completion.model == "gpt-4o-mini"
+    choice = completion.choices[0]
+    assert choice.finish_reason in ("stop", "length")
+    assert choice.message.content
+    assert choice.message.content.strip()
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0
+    assert 0 < completion.usage.completion_tokens <= 48
+
+
+def test_chat_completion_streams_several_deltas(local: openai.OpenAI) -> None:
+    stream = local.chat.completions.create(
+        model=BUNDLED_NAME,
+        messages=[{"role": "user", "content": "List three animals."}],
+        temperature=0,
+        max_tokens=40,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    deltas: list[str] = []
+    usage = None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                deltas.append(choice.delta.content)
+    assert len(deltas) >= 3
+    assert usage is not None
+    assert usage.completion_tokens >= len(deltas) - 1
+
+
+def test_chat_completion_forced_tool_call(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Weather in Rome for three days, in celsius."}],
+        tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    _check_weather_arguments(call.function.arguments)
+
+
+def test_models_list_the_local_embedder(local: openai.OpenAI) -> None:
+    models = {m.id: m for m in local.models.list().data}
+    assert models["all-MiniLM-L6-v2"].model_extra == {}
+    assert models["text-embedding-3-small"].model_extra == {"alias_of": "all-MiniLM-L6-v2"}
+    vectors = local.embeddings.create(
+        model="text-embedding-3-small", input=["a cat", "a kitten"], encoding_format="float"
+    ).data
+    assert [len(v.embedding) for v in vectors] == [384, 384]

@@ -9,9 +9,16 @@ import pytest
 from tests.conftest import LiveServer, assert_error
 
 
+def _expected(server: LiveServer) -> list[str]:
+    """The configured catalogue first, then the embedders (the local one and its aliases)."""
+    embedders = [e.id for e in server.services.embedders.listed()]
+    assert "all-MiniLM-L6-v2" in embedders
+    return [*server.settings.model_ids, *embedders]
+
+
 def test_list_models(client: openai.OpenAI, server: LiveServer) -> None:
-    expected = server.settings.model_ids
-    assert expected  # the default catalogue is not empty
+    expected = _expected(server)
+    assert server.settings.model_ids  # the default catalogue is not empty
     page = client.models.list()
     assert [m.id for m in page.data] == expected
     for model in page.data:
@@ -29,9 +36,11 @@ def test_list_models_raw(http: httpx.Client, server: LiveServer) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["object"] == "list"
-    assert [m["id"] for m in body["data"]] == server.settings.model_ids
+    assert [m["id"] for m in body["data"]] == _expected(server)
     for model in body["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        aliased = model["id"].startswith("text-embedding-")
+        extra = {"alias_of"} if aliased else set()
+        assert set(model) == {"id", "object", "created", "owned_by", *extra}
 
 
 def test_list_is_stable(client: openai.OpenAI) -> None:

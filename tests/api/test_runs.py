@@ -940,7 +940,7 @@ def test_tool_choice_is_passed_to_the_model(
     assert [t["function"]["name"] for t in request.tools] == ["get_weather", "get_time"]
 
 
-def test_named_builtin_tool_choice_does_not_force_a_function(
+def test_named_builtin_tool_choice_forces_its_function(
     client: openai.OpenAI, server: LiveServer
 ) -> None:
     model = new_model()
@@ -958,9 +958,9 @@ def test_named_builtin_tool_choice_does_not_force_a_function(
     assert not isinstance(run.tool_choice, str)
     assert run.tool_choice.type == "code_interpreter"
     (request,) = server.scripted.requests_for(model)
-    # The built-in tool is not offered to the model yet; the functions stay optional.
-    assert request.tool_choice == "auto"
-    assert [t["function"]["name"] for t in request.tools] == ["get_weather"]
+    # The built-in tool is offered as the function "python", and that one is forced.
+    assert request.tool_choice == {"type": "function", "function": {"name": "python"}}
+    assert [t["function"]["name"] for t in request.tools] == ["get_weather", "python"]
 
 
 def test_named_tool_choice_must_be_in_tools(client: openai.OpenAI, server: LiveServer) -> None:

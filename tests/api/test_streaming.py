@@ -241,13 +241,18 @@ def merge_deltas(frames: list[Frame]) -> list[Frame]:
             elif frame.event == "thread.run.step.delta":
                 (before,) = prev.data["delta"]["step_details"]["tool_calls"]
                 (after,) = frame.data["delta"]["step_details"]["tool_calls"]
+                # Function arguments and code_interpreter code are both streamed in pieces.
+                kind = after["type"]
+                piece = {"function": "arguments", "code_interpreter": "input"}.get(kind)
                 if (
                     before["index"] == after["index"]
+                    and before["type"] == kind
                     and "id" not in before
                     and "id" not in after
-                    and set(after["function"]) == {"arguments"}
+                    and set(before[kind]) == set(after[kind]) == {piece}
                 ):
-                    before["function"]["arguments"] += after["function"]["arguments"]
+                    assert piece is not None
+                    before[kind][piece] += after[kind][piece]
                     continue
         out.append(Frame(frame.event, copy.deepcopy(frame.data)))
     return out
@@ -1256,8 +1261,8 @@ def test_failure_inside_an_open_stream_is_an_error_event(
     # Once the status line is out, a server failure can only be reported in-band.
     original = RunStream.relay
 
-    async def broken(self: RunStream, prologue: Any) -> AsyncIterator[Any]:
-        async with contextlib.aclosing(original(self, prologue)) as events:
+    async def broken(self: RunStream, prologue: Any, **options: Any) -> AsyncIterator[Any]:
+        async with contextlib.aclosing(original(self, prologue, **options)) as events:
             async for event in events:
                 yield event
                 if event.event == "thread.run.queued":

@@ -11,11 +11,19 @@ from sqlalchemy.engine import Connection
 
 from assistd.config import Settings
 from assistd.store.database import Database
-from assistd.store.tables import metadata
+from assistd.store.tables import UNDECLARED_SEARCH_OBJECTS, metadata
+
+
+def _declared(name: str | None, _type: str, _parents: Any) -> bool:
+    # Keyword indexes exist on one dialect each (FTS5 tables, a tsvector column and its GIN
+    # index); metadata shared by both dialects cannot declare them, so they are left out.
+    return name not in UNDECLARED_SEARCH_OBJECTS
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": _declared}
+    )
     return list(compare_metadata(context, metadata))
 
 

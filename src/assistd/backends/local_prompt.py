@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistd.backends.base import ChatRequest
+from assistd.backends.json_prefix import decode_string_prefix as _decode_prefix
 
 # Sampling fields llama.cpp's server understands under the same names as OpenAI's.
 _PASSTHROUGH = ("presence_penalty", "frequency_penalty", "logit_bias")
@@ -238,30 +239,3 @@ class ReplyReader:
         rest = text[self._sent :]
         self._sent = len(text)
         return Reply(rest=rest)
-
-
-def _decode_prefix(raw: str) -> str:
-    """Decode the complete part of a JSON string body (no opening quote, maybe unfinished)."""
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            break
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        size = 6 if raw[i + 1 : i + 2] == "u" else 2
-        # A high surrogate needs its low half before it can be decoded.
-        if size == 6 and raw[i + 2 : i + 3].lower() == "d" and raw[i + 3 : i + 4] in "89abAB":
-            size = 12
-        escape = raw[i : i + size]
-        if len(escape) < size:
-            break
-        try:
-            out.append(json.loads(f'"{escape}"'))
-        except ValueError:
-            break
-        i += size
-    return "".join(out)

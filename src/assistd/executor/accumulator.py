@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import clock, ids
 from assistd.backends.base import ChatChunk, FinishReason, Usage
+from assistd.executor.builtin import BuiltinTool, StreamedTool
+from assistd.executor.citations import CitationStream
 from assistd.executor.context import estimate_tokens
 from assistd.executor.state import Emitter
 from assistd.store import repos
@@ -28,6 +30,8 @@ class Call:
     name: str = ""
     arguments: str = ""
     announced: bool = False
+    # A built-in call's input streamed so far (``StreamedTool``).
+    streamed: str = ""
 
 
 @dataclass
@@ -67,6 +71,12 @@ class Accumulator:
     tool_step: Row | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    # Function names of the built-in tools offered, announced in their own step shape.
+    builtin: dict[str, BuiltinTool] = field(default_factory=dict)
+    citations: CitationStream = field(default_factory=lambda: CitationStream({}))
+    # Images the run's code displayed that no message shows yet: the next message opens
+    # with them, before its text, as OpenAI's does.
+    images: list[str] = field(default_factory=list)
 
     def _step_row(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
         step_id = ids.new_id("step")
@@ -121,9 +131,13 @@ class Accumulator:
         await self.emit.step(step, "in_progress")
         await self.emit.message(message, "created")
         await self.emit.message(message, "in_progress")
+        for i, file_id in enumerate(self.images):
+            part = {"type": "image_file", "image_file": {"file_id": file_id}, "index": i}
+            await self._message_delta(part)
 
     async def _open_tool_step(self) -> None:
         if self.message is not None:
+            await self.finish_text()
             await self.close_message("completed")
         step = self._step_row("tool_calls", {"type": "tool_calls", "tool_calls": []})
         async with self.db.write() as conn:
@@ -136,26 +150,40 @@ class Accumulator:
         if chunk.text and self.tool_step is None:
             if self.message is None:
                 await self._open_message()
-            assert self.message is not None
-            text: dict[str, Any] = {"value": chunk.text}
-            if not self.text:
-                text["annotations"] = []
-            self.text.append(chunk.text)
-            await self.emit.send(
-                self.run["id"],
-                "thread.message.delta",
-                {
-                    "id": self.message["id"],
-                    "object": "thread.message.delta",
-                    "delta": {"content": [{"index": 0, "type": "text", "text": text}]},
-                },
-            )
+            await self._text_delta(*self.citations.feed(chunk.text))
         for piece in chunk.tool_calls:
             await self._feed_call(piece.index, piece.name, piece.arguments)
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
+
+    async def _text_delta(self, shown: str, notes: list[dict[str, Any]]) -> None:
+        if not shown:
+            return
+        assert self.message is not None
+        text: dict[str, Any] = {"value": shown}
+        if not self.text or notes:
+            text["annotations"] = notes
+        self.text.append(shown)
+        await self._message_delta({"index": len(self.images), "type": "text", "text": text})
+
+    async def _message_delta(self, part: dict[str, Any]) -> None:
+        assert self.message is not None
+        await self.emit.send(
+            self.run["id"],
+            "thread.message.delta",
+            {
+                "id": self.message["id"],
+                "object": "thread.message.delta",
+                "delta": {"content": [part]},
+            },
+        )
+
+    async def finish_text(self) -> None:
+        """Send the text held back for a possible citation marker (end of a completion)."""
+        if self.message is not None:
+            await self._text_delta(*self.citations.flush())
 
     async def _feed_call(self, index: int, name: str | None, arguments: str) -> None:
         if self.tool_step is None:
@@ -168,6 +196,12 @@ class Accumulator:
             if not call.name:
                 return  # wait for the name before introducing the call
             call.announced = True
+            tool = self.builtin.get(call.name)
+            if tool is not None:
+                # Built-in calls show their own shape, and only the input the tool shows.
+                await self._step_delta({"index": index, **tool.announce(call.id)})
+                await self._builtin_input(index, call, tool)
+                return
             await self._step_delta(
                 {
                     "index": index,
@@ -177,10 +211,35 @@ class Accumulator:
                 }
             )
             arguments = call.arguments
+        if call.name in self.builtin:
+            await self._builtin_input(index, call, self.builtin[call.name])
+            return
         if arguments:
             await self._step_delta(
                 {"index": index, "type": "function", "function": {"arguments": arguments}}
             )
+
+    async def _builtin_input(self, index: int, call: Call, tool: BuiltinTool) -> None:
+        if not isinstance(tool, StreamedTool):
+            return
+        shown = tool.input_delta(call.arguments)
+        if not shown or not shown.startswith(call.streamed) or shown == call.streamed:
+            return
+        piece, call.streamed = shown[len(call.streamed) :], shown
+        await self._step_delta({"index": index, "type": tool.type, tool.type: {"input": piece}})
+
+    async def builtin_results(self, done: dict[str, dict[str, Any]]) -> None:
+        """After the built-in calls ran: the deltas that finish their streamed form (the
+        rest of the input, the outputs), before the step completes."""
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            tool = self.builtin.get(call.name)
+            entry = done.get(call.id)
+            if entry is None or not isinstance(tool, StreamedTool):
+                continue
+            delta = tool.result_delta(entry, call.streamed)
+            if delta is not None:
+                await self._step_delta({"index": index, **delta})
 
     async def _step_delta(self, call: dict[str, Any]) -> None:
         assert self.tool_step is not None
@@ -195,7 +254,11 @@ class Accumulator:
         )
 
     def message_content(self) -> list[dict[str, Any]]:
-        return [{"type": "text", "text": {"value": "".join(self.text), "annotations": []}}]
+        # Text still held back (a cancel mid-marker) is kept too.
+        value = "".join(self.text) + self.citations.pending
+        annotations = list(self.citations.found)
+        images = [{"type": "image_file", "image_file": {"file_id": f}} for f in self.images]
+        return [*images, {"type": "text", "text": {"value": value, "annotations": annotations}}]
 
     async def close_message(self, status: str, reason: str | None = None) -> None:
         """Store the message text and end the message and its step (once)."""
@@ -215,8 +278,9 @@ class Accumulator:
             return False
         assert self.message_step is not None
         now = clock.now()
-        text = "".join(self.text)
-        message_changes: dict[str, Any] = {"status": status, "content": self.message_content()}
+        content = self.message_content()
+        text = content[-1]["text"]["value"]
+        message_changes: dict[str, Any] = {"status": status, "content": content}
         if status == "completed":
             message_changes["completed_at"] = now
         else:
@@ -239,7 +303,8 @@ class Accumulator:
 
     async def save_partial(self) -> None:
         """Keep the text streamed so far when the run stops early (cancel, failure)."""
-        if self.message is not None and self.message["status"] == "in_progress" and self.text:
+        held = self.text or self.citations.pending
+        if self.message is not None and self.message["status"] == "in_progress" and held:
             async with self.db.write() as conn:
                 await repos.messages.update(
                     conn,
@@ -249,10 +314,11 @@ class Accumulator:
                 )
 
     def outcome(self) -> Outcome:
-        usage = self.usage or Usage(0, estimate_tokens("".join(self.text), self.run["model"]))
+        text = "".join(self.text) + self.citations.pending
+        usage = self.usage or Usage(0, estimate_tokens(text, self.run["model"]))
         calls = [self.calls[i] for i in sorted(self.calls)]
         return Outcome(
-            text="".join(self.text),
+            text=text,
             calls=calls,
             finish_reason=self.finish_reason,
             usage=usage,

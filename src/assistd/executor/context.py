@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.store import tables
 from assistd.store.repository import Row
+from assistd.store.wire import MODEL_KEY
 from assistd.tokenizer import count_tokens
 
 # Per-message framing overhead, as OpenAI documents for chat models.
@@ -67,8 +68,18 @@ def thread_message(row: Row) -> dict[str, Any]:
 
 
 def tool_turns(step: Row) -> list[dict[str, Any]]:
-    """A finished tool-call step as an assistant turn with tool_calls and its tool results."""
-    calls = [c for c in step["step_details"]["tool_calls"] if c["type"] == "function"]
+    """A finished tool-call step as an assistant turn with tool_calls and its tool results.
+
+    Built-in calls (file_search...) appear as the function calls the model made, with the
+    output the executor gave it (kept under ``MODEL_KEY``)."""
+    calls: list[tuple[str, str, str, str]] = []
+    for c in step["step_details"]["tool_calls"]:
+        hidden = c.get(MODEL_KEY)
+        if c["type"] == "function":
+            function = c["function"]
+            calls.append((c["id"], function["name"], function["arguments"], function["output"]))
+        elif isinstance(hidden, dict):
+            calls.append((c["id"], hidden["name"], hidden["arguments"], hidden["output"]))
     if not calls:
         return []
     turns: list[dict[str, Any]] = [
@@ -76,22 +87,12 @@ def tool_turns(step: Row) -> list[dict[str, Any]]:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {
-                    "id": c["id"],
-                    "type": "function",
-                    "function": {
-                        "name": c["function"]["name"],
-                        "arguments": c["function"]["arguments"],
-                    },
-                }
-                for c in calls
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a, _ in calls
             ],
         }
     ]
-    turns += [
-        {"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"] or ""}
-        for c in calls
-    ]
+    turns += [{"role": "tool", "tool_call_id": i, "content": o or ""} for i, _, _, o in calls]
     return turns
 
 

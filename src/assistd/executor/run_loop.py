@@ -20,7 +20,10 @@ from assistd import clock
 from assistd.backends.base import BackendError, ChatRequest
 from assistd.backends.registry import BackendRegistry, ModelRoute
 from assistd.events.base import EventBus, Subscription, control_channel
-from assistd.executor.accumulator import Accumulator, Outcome, usage_dict
+from assistd.executor.accumulator import Accumulator, Call, Outcome, usage_dict
+from assistd.executor.builtin import BuiltinTools
+from assistd.executor.citations import CitationStream, Sources
+from assistd.executor.code_interpreter import produced, shown_images
 from assistd.executor.context import PromptBudgetExceeded, build_context
 from assistd.executor.state import Emitter, end_run, lease_deadline, transition
 from assistd.protocol.runs import RunStatus
@@ -29,6 +32,10 @@ from assistd.store.database import Database
 from assistd.store.repository import Row
 
 logger = logging.getLogger("assistd.executor")
+
+# Built-in calls one run may make before the model must answer (a small model can keep
+# searching forever).
+MAX_BUILTIN_CALLS = 8
 
 Next = Literal["continue", "requires_action", "completed", "incomplete"]
 
@@ -46,12 +53,18 @@ class _Cancelled(Exception):
 
 class RunExecutor:
     def __init__(
-        self, db: Database, bus: EventBus, registry: BackendRegistry, config: ExecutorConfig
+        self,
+        db: Database,
+        bus: EventBus,
+        registry: BackendRegistry,
+        config: ExecutorConfig,
+        tools: BuiltinTools | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
         self.registry = registry
         self.config = config
+        self.tools = tools or BuiltinTools({})
         self.emit = Emitter(bus)
 
     async def execute(self, run_id: str) -> None:
@@ -170,12 +183,30 @@ class RunExecutor:
                 )
         except PromptBudgetExceeded:
             raise _BudgetSpent("max_prompt_tokens") from None
-        functions = [t for t in run["tools"] if t["type"] == "function"]
+        offered = self.tools.offered(run)
+        prior = await self._builtin_calls(run["id"], *{t.type for t, _ in offered.values()})
+        choice = run["tool_choice"]
+        if prior and (choice == "required" or isinstance(choice, dict)):
+            # A built-in call runs here, not at the client: forcing it again would loop.
+            choice = (
+                "auto" if not isinstance(choice, dict) or choice["type"] != "function" else choice
+            )
+        if len(prior) >= MAX_BUILTIN_CALLS:
+            offered = {}
+        acc.builtin = {name: tool for name, (tool, _) in offered.items()}
+        files, images = produced(await self._builtin_calls(run["id"], "code_interpreter"))
+        acc.citations = CitationStream(await self._sources(run["id"]), files=files)
+        if images:
+            shown = await shown_images(self.db, run["id"])
+            acc.images = [i for i in images if i not in shown]
+        functions = [t["function"] for t in run["tools"] if t["type"] == "function"]
+        for name, (tool, entry) in offered.items():
+            functions.append({**tool.definition(entry), "name": name})
         request = ChatRequest(
             model=route.upstream_model,
             messages=context.messages,
-            tools=[{"type": "function", "function": t["function"]} for t in functions],
-            tool_choice=_tool_choice(run["tool_choice"]) if functions else None,
+            tools=[{"type": "function", "function": f} for f in functions],
+            tool_choice=_tool_choice(choice, offered) if functions else None,
             parallel_tool_calls=run["parallel_tool_calls"] if functions else None,
             response_format=(
                 run["response_format"] if isinstance(run["response_format"], dict) else None
@@ -191,7 +222,45 @@ class RunExecutor:
                 await acc.feed(chunk)
         finally:
             await stream.aclose()
+        await acc.finish_text()
         return acc.outcome()
+
+    async def _sources(self, run_id: str) -> Sources:
+        """(call ordinal, result index) → file id for the run's file_search results so far."""
+        return {
+            (ordinal, i): result["file_id"]
+            for ordinal, call in enumerate(await self._builtin_calls(run_id, "file_search"))
+            for i, result in enumerate(call["file_search"].get("results") or [])
+        }
+
+    async def _builtin_calls(self, run_id: str, *kinds: str) -> list[dict[str, Any]]:
+        steps = tables.run_steps
+        async with self.db.read() as conn:
+            result = await conn.execute(
+                sa.select(steps.c.step_details)
+                .where(steps.c.run_id == run_id, steps.c.type == "tool_calls")
+                .order_by(steps.c.sort_key, steps.c.id)
+            )
+            details = [row[0] for row in result]
+        return [c for d in details for c in d.get("tool_calls", []) if c.get("type") in kinds]
+
+    async def _run_builtin(
+        self, run: Row, calls: list[Call], budget: int | None
+    ) -> dict[str, dict[str, Any]]:
+        """Execute the built-in calls of a completion; their step entries by call id."""
+        offered = self.tools.offered(run)
+        done: dict[str, dict[str, Any]] = {}
+        ordinals: dict[str, int] = {}
+        for call in calls:
+            tool, entry = offered[call.name]
+            if tool.type not in ordinals:
+                ordinals[tool.type] = len(await self._builtin_calls(run["id"], tool.type))
+            result = await tool.call(
+                run, entry, call.id, call.arguments, ordinals[tool.type], budget
+            )
+            ordinals[tool.type] += 1
+            done[call.id] = result.details
+        return done
 
     async def _settle(self, run: Row, acc: Accumulator, outcome: Outcome) -> Next:
         usage = dict(run["usage"] or {"prompt_tokens": 0, "completion_tokens": 0})
@@ -223,7 +292,20 @@ class RunExecutor:
                 await self.emit.changes(changes)
             return "completed"
         await acc.close_message("completed")
-        await self._finish_tool_step(acc, calls, outcome, status="in_progress")
+        offered = self.tools.offered(run)
+        builtin = [c for c in calls if c.name in offered]
+        done = await self._run_builtin(run, builtin, _output_budget(run, self.registry))
+        await acc.builtin_results(done)
+        calls = [c for c in calls if c.name not in offered]
+        if not calls:
+            # Only built-in calls: the step is complete and the model goes on.
+            await self._finish_tool_step(acc, builtin, outcome, status="completed", done=done)
+            async with self.db.write() as conn:
+                await repos.runs.update(conn, run["project"], run["id"], {"usage": total})
+            return "continue"
+        await self._finish_tool_step(
+            acc, [*builtin, *calls], outcome, status="in_progress", done=done
+        )
         required = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
@@ -254,15 +336,25 @@ class RunExecutor:
         return "requires_action"
 
     async def _finish_tool_step(
-        self, acc: Accumulator, calls: list[Any], outcome: Outcome, *, status: str
+        self,
+        acc: Accumulator,
+        calls: list[Any],
+        outcome: Outcome,
+        *,
+        status: str,
+        done: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Store the step's calls; it stays in_progress while the outputs are awaited."""
+        """Store the step's calls; it stays in_progress while the outputs are awaited.
+
+        ``done`` holds the entries of built-in calls already executed, by call id."""
         if acc.tool_step is None:
             return
+        done = done or {}
         details = {
             "type": "tool_calls",
             "tool_calls": [
-                {
+                done.get(c.id)
+                or {
                     "id": c.id,
                     "type": "function",
                     "function": {"name": c.name, "arguments": c.arguments, "output": None},
@@ -312,11 +404,19 @@ def _window(route: ModelRoute) -> int | None:
     return route.context_window * 3 // 4 - min(1024, route.context_window // 4)
 
 
-def _tool_choice(value: Any) -> Any:
+def _output_budget(run: Row, registry: BackendRegistry) -> int | None:
+    """Tokens a built-in tool's output may take: a quarter of a known context window."""
+    window = registry.resolve(run["model"]).context_window
+    return window // 4 if window else None
+
+
+def _tool_choice(value: Any, offered: dict[str, tuple[Any, dict[str, Any]]]) -> Any:
     if value is None or isinstance(value, str):
         return value
     if value.get("type") == "function":
         return {"type": "function", "function": {"name": value["function"]["name"]}}
-    # A named built-in tool (file_search, code_interpreter) is not offered to the model until
-    # those tools are executed here; forcing one of the functions instead would be wrong.
+    # A named built-in tool is forced as the function it is offered as.
+    for name, (tool, _) in offered.items():
+        if tool.type == value.get("type"):
+            return {"type": "function", "function": {"name": name}}
     return "auto"

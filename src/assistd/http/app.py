@@ -11,7 +11,19 @@ from fastapi import FastAPI
 
 from assistd.config import Settings
 from assistd.http.errors import install_error_handlers
-from assistd.http.routes import assistants, files, messages, models, runs, threads
+from assistd.http.routes import (
+    assistants,
+    chat,
+    embeddings,
+    files,
+    messages,
+    models,
+    runs,
+    threads,
+    vector_store_files,
+    vector_store_search,
+    vector_stores,
+)
 from assistd.services.container import Services
 
 logger = logging.getLogger("assistd")
@@ -56,6 +68,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         messages.router,
         files.router,
         models.router,
+        chat.router,
+        embeddings.router,
+        vector_stores.router,
+        vector_store_files.router,
+        vector_store_search.router,
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)

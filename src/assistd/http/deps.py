@@ -70,7 +70,10 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise to_api_error(exc.errors(), data) from None
+            # Located under "body" as FastAPI's own errors are: a body field named like a
+            # location ("query" in vector store search) must not be taken for one.
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            raise to_api_error(errors, data) from None
 
     return dependency
 

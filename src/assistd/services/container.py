@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from assistd.backends.factory import build_registry
 from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings
+from assistd.embeddings.base import EmbedderRegistry
+from assistd.embeddings.factory import build_embedders
 from assistd.events.base import EventBus
 from assistd.events.memory import MemoryEventBus
+from assistd.executor.builtin import BuiltinTool, BuiltinTools
+from assistd.executor.code_interpreter import CodeInterpreterTool
+from assistd.executor.file_search import FileSearchTool
+from assistd.executor.ingestion import IngestionConfig, IngestionWorker
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.worker import Worker, new_worker_id
 from assistd.queue.inprocess import InProcessRunQueue
+from assistd.retrieval.factory import build_chunk_index
+from assistd.retrieval.index import ChunkIndex
+from assistd.sandbox import bubblewrap
+from assistd.sandbox.bubblewrap import BubblewrapSandbox
 from assistd.services.assistants import AssistantService
 from assistd.services.auth import AuthService
+from assistd.services.chat import ChatService
+from assistd.services.embeddings import EmbeddingService
 from assistd.services.files import FileService
 from assistd.services.messages import MessageService
-from assistd.services.models import ModelService
+from assistd.services.models import Listed, ModelService
 from assistd.services.run_steps import RunStepService
 from assistd.services.runs import RunService, RunSettings
 from assistd.services.threads import ThreadService
+from assistd.services.vector_store_files import VectorStoreFileService
+from assistd.services.vector_store_search import VectorStoreSearchService
+from assistd.services.vector_stores import VectorStoreService
 from assistd.store.blobs import BlobStore, LocalBlobStore
 from assistd.store.database import Database
 from assistd.tokenizer import encoding
+
+logger = logging.getLogger("assistd")
 
 
 @dataclass
@@ -42,6 +60,16 @@ class Services:
     worker: Worker
     runs: RunService
     run_steps: RunStepService
+    embedders: EmbedderRegistry
+    embeddings: EmbeddingService
+    chat: ChatService
+    chunk_index: ChunkIndex | None
+    ingestion: IngestionWorker
+    vector_stores: VectorStoreService
+    vector_store_files: VectorStoreFileService
+    vector_store_search: VectorStoreSearchService
+    # None when ASSISTD_CODE_INTERPRETER is off.
+    code_interpreter: CodeInterpreterTool | None = None
 
     @classmethod
     def build(
@@ -51,11 +79,33 @@ class Services:
         db: Database | None = None,
         blobs: BlobStore | None = None,
         registry: BackendRegistry | None = None,
+        embedders: EmbedderRegistry | None = None,
+        chunk_index: ChunkIndex | None = None,
     ) -> Services:
         db = db or Database(settings.resolved_database_url)
         blobs = blobs or LocalBlobStore(settings.blob_dir)
         registry = registry or build_registry(settings)
+        embedders = embedders if embedders is not None else build_embedders(settings)
+        chunk_index = chunk_index if chunk_index is not None else build_chunk_index(db.dialect)
         bus = MemoryEventBus()
+        tools: dict[str, BuiltinTool] = {
+            "file_search": FileSearchTool(
+                db, chunk_index, embedders, settings.file_search_embedding_model
+            )
+        }
+        code_interpreter = None
+        if settings.code_interpreter:
+            sandbox = BubblewrapSandbox(
+                settings.resolved_sandbox_dir,
+                memory_mb=settings.sandbox_memory_mb,
+                timeout_seconds=settings.sandbox_timeout_seconds,
+                idle_seconds=settings.sandbox_idle_seconds,
+                max_live=settings.sandbox_max_live,
+            )
+            code_interpreter = CodeInterpreterTool(
+                db, blobs, sandbox, max_file_bytes=settings.max_upload_bytes
+            )
+            tools["code_interpreter"] = code_interpreter
         executor = RunExecutor(
             db,
             bus,
@@ -65,6 +115,7 @@ class Services:
                 lease_seconds=settings.run_lease_seconds,
                 expires_seconds=settings.run_expires_seconds,
             ),
+            BuiltinTools(tools),
         )
         worker = Worker(
             db,
@@ -72,6 +123,18 @@ class Services:
             executor,
             concurrency=settings.worker_concurrency,
             lease_seconds=settings.run_lease_seconds,
+        )
+        ingestion = IngestionWorker(
+            db,
+            blobs,
+            embedders,
+            chunk_index,
+            IngestionConfig(
+                worker_id=new_worker_id(),
+                lease_seconds=settings.run_lease_seconds,
+                concurrency=settings.ingestion_concurrency,
+                embedding_model=settings.file_search_embedding_model,
+            ),
         )
         run_settings = RunSettings(
             expires_seconds=settings.run_expires_seconds,
@@ -83,28 +146,55 @@ class Services:
             blobs=blobs,
             auth=AuthService(db, settings.static_keys()),
             assistants=AssistantService(db),
-            threads=ThreadService(db),
+            threads=ThreadService(
+                db, code_interpreter.sandbox if code_interpreter is not None else None
+            ),
             messages=MessageService(db),
-            files=FileService(db, blobs, settings.max_upload_bytes),
-            models=ModelService(settings.model_ids, registry),
+            files=FileService(db, blobs, settings.max_upload_bytes, chunk_index),
+            models=ModelService(
+                settings.model_ids, registry, [Listed(*e) for e in embedders.listed()]
+            ),
             bus=bus,
             registry=registry,
             worker=worker,
             runs=RunService(db, bus, worker, registry, run_settings),
             run_steps=RunStepService(db),
+            embedders=embedders,
+            embeddings=EmbeddingService(embedders),
+            chat=ChatService(registry),
+            chunk_index=chunk_index,
+            ingestion=ingestion,
+            vector_stores=VectorStoreService(db, ingestion, chunk_index),
+            vector_store_files=VectorStoreFileService(db, ingestion, chunk_index),
+            vector_store_search=VectorStoreSearchService(
+                db, embedders, chunk_index, embedding_model=settings.file_search_embedding_model
+            ),
+            code_interpreter=code_interpreter,
         )
 
     async def start(self) -> None:
         """Migrate, then start the worker (recovering what a stopped process left)."""
         await self.db.migrate()
+        if self.code_interpreter is not None:
+            # Checked once, off the event loop (it runs bwrap); runs still offer the tool,
+            # and its calls answer with the reason, so the user sees why nothing ran.
+            reason = await asyncio.to_thread(bubblewrap.unavailable_reason)
+            if reason is not None:
+                logger.warning("code_interpreter cannot run here: %s", reason)
+            self.code_interpreter.unavailable = reason
         # Load the tokenizers off the event loop now rather than on the first run.
         await asyncio.gather(
             asyncio.to_thread(encoding, "o200k_base"), asyncio.to_thread(encoding, "cl100k_base")
         )
         # SQLite is single-process: whatever is unfinished at start-up was abandoned.
         await self.worker.start(recover_all=self.db.dialect == "sqlite")
+        await self.ingestion.start(recover_all=self.db.dialect == "sqlite")
 
     async def stop(self) -> None:
         await self.worker.stop()
+        await self.ingestion.stop()
+        if self.code_interpreter is not None:
+            await self.code_interpreter.sandbox.aclose()
         await self.registry.aclose()
+        await self.embedders.aclose()
         await self.db.dispose()

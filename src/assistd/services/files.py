@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
@@ -13,10 +13,13 @@ from assistd import clock, ids
 from assistd.errors import InvalidRequestError, PayloadTooLargeError, not_found
 from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.files import UPLOAD_PURPOSES, FileObject
+from assistd.retrieval.index import ChunkIndex
 from assistd.services.listing import list_response
+from assistd.services.vector_stores import detach_files
 from assistd.store import repos
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
+from assistd.store.file_rows import new_file_row
 from assistd.store.repository import PageQuery, Row
 
 logger = logging.getLogger("assistd.files")
@@ -100,10 +103,17 @@ def _expiry(upload: Upload, created_at: int) -> int | None:
 
 
 class FileService:
-    def __init__(self, db: Database, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        max_bytes: int,
+        chunk_index: ChunkIndex | None = None,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.max_bytes = max_bytes
+        self.chunk_index = chunk_index
 
     def _live(self, project: str) -> list[sa.ColumnElement[bool]]:
         t = repos.files.table
@@ -135,21 +145,16 @@ class FileService:
         if stored.size > self.max_bytes:
             await self.blobs.delete(file_id)
             raise too_large(self.max_bytes)
-        row: dict[str, Any] = {
-            "id": file_id,
-            "sort_key": ids.sort_key_of(file_id, "file"),
-            "project": project,
-            "created_at": created_at,
-            "filename": filename[:1024],
-            "purpose": purpose,
-            "bytes": stored.size,
-            # Nothing is post-processed, so an upload is usable as soon as it is stored.
-            "status": "processed",
-            "status_details": None,
-            "expires_at": expires_at,
-            "content_type": upload.content_type,
-            "sha256": stored.sha256,
-        }
+        row = new_file_row(
+            project,
+            file_id,
+            filename,
+            purpose,
+            stored,
+            content_type=upload.content_type,
+            expires_at=expires_at,
+            created_at=created_at,
+        )
         try:
             async with self.db.write() as conn:
                 await repos.files.insert(conn, row)
@@ -176,6 +181,9 @@ class FileService:
         async with self.db.write() as conn:
             if not await repos.files.delete(conn, project, file_id):
                 raise not_found("file", file_id)
+            # A deleted file leaves every vector store it was in (an ingestion still running
+            # finds its row gone and stores nothing).
+            await detach_files(conn, [file_id], self.chunk_index)
         await self.blobs.delete(file_id)
         return DeletedResponse(id=file_id, object="file")
 
@@ -191,6 +199,7 @@ class FileService:
                 sa.delete(t).where(t.c.expires_at <= clock.now()).returning(t.c.id)
             )
             gone = [r[0] for r in result]
+            await detach_files(conn, gone, self.chunk_index)
         for file_id in gone:
             await self.blobs.delete(file_id)
         if gone:

@@ -17,6 +17,7 @@ from assistd.protocol.messages import (
     MessageObject,
     ModifyMessageRequest,
 )
+from assistd.services.attachments import add_to_thread_store, file_search_files
 from assistd.services.listing import list_response
 from assistd.services.references import require_files
 from assistd.services.thread_lock import active_run, lock_thread
@@ -106,6 +107,7 @@ async def insert_message(
         "incomplete_at": None,
     }
     await repos.messages.insert(conn, row)
+    await add_to_thread_store(conn, project, thread_id, file_search_files(request.attachments))
     return row
 
 

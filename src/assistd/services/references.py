@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import clock
 from assistd.errors import InvalidRequestError
-from assistd.protocol.common import ToolResources
+from assistd.protocol.common import ToolResources, VectorStoreHelper
+from assistd.retrieval.chunking import resolve_chunking_strategy
 from assistd.store import repos
+from assistd.store import vector_stores as vs_rows
+
+# Stores the thread helper creates expire a week after their last use, as OpenAI's do.
+THREAD_STORE_EXPIRY: dict[str, Any] = {"anchor": "last_active_at", "days": 7}
 
 
 async def require_files(
@@ -29,14 +35,63 @@ async def require_files(
             )
 
 
-def _vector_stores_unavailable(param: str, value: str) -> InvalidRequestError:
-    # Vector stores arrive with the file-search issue; until then none can exist, and saying
-    # so is better than storing a reference that silently resolves to nothing.
-    return InvalidRequestError(
-        f"Invalid '{param}': no vector store found with id '{value}'.",
-        param=param,
-        code="invalid_value",
+async def require_vector_stores(
+    conn: AsyncConnection, project: str, refs: Sequence[tuple[str, str]]
+) -> None:
+    """Fail with 400 naming the first ``(param, vector_store_id)`` not in the project."""
+    found = await repos.vector_stores.get_many(conn, project, [vs_id for _, vs_id in refs])
+    for param, vs_id in refs:
+        if vs_id not in found:
+            raise InvalidRequestError(
+                f"Invalid '{param}': no vector store found with id '{vs_id}'.",
+                param=param,
+                code="invalid_value",
+            )
+
+
+async def create_helper_store(
+    conn: AsyncConnection,
+    project: str,
+    helper: VectorStoreHelper,
+    *,
+    param: str,
+    expires_after: dict[str, Any] | None,
+) -> str:
+    """The store ``tool_resources.file_search.vector_stores`` asks for, with its files in
+    progress. The ingestion worker finds them on its next poll (within about a second):
+    this runs inside the caller's transaction, before anything could wake it."""
+    file_ids = list(helper.file_ids)
+    await require_files(
+        conn, project, [(f"{param}.file_ids[{i}]", f) for i, f in enumerate(file_ids)]
     )
+    strategy = resolve_chunking_strategy(
+        helper.chunking_strategy, param=f"{param}.chunking_strategy"
+    ).to_wire()
+    now = clock.now()
+    store = vs_rows.new_store_row(
+        project,
+        name=None,
+        description=None,
+        metadata=helper.metadata,
+        expires_after=expires_after,
+        now=now,
+    )
+    await repos.vector_stores.insert(conn, store)
+    attached = [
+        vs_rows.new_file_row(
+            project,
+            store["id"],
+            file_id,
+            chunking_strategy=strategy,
+            attributes=None,
+            batch_id=None,
+            now=now,
+        )
+        for file_id in dict.fromkeys(file_ids)
+    ]
+    if attached:
+        await conn.execute(sa.insert(vs_rows.files), attached)
+    return str(store["id"])
 
 
 async def resolve_tool_resources(
@@ -44,8 +99,14 @@ async def resolve_tool_resources(
     project: str,
     resources: ToolResources | None,
     current: dict[str, Any] | None = None,
+    *,
+    helper_expires_after: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate ``resources`` and merge them over ``current`` (per tool, as modify does)."""
+    """Validate ``resources`` and merge them over ``current`` (per tool, as modify does).
+
+    ``helper_expires_after`` is the expiry policy of a store the ``vector_stores`` helper
+    creates (threads give their stores one; assistants' stores do not expire).
+    """
     merged: dict[str, Any] = dict(current or {})
     if resources is None:
         return merged
@@ -64,16 +125,24 @@ async def resolve_tool_resources(
                 "Only one of 'vector_store_ids' or 'vector_stores' may be given.",
                 param="tool_resources.file_search",
             )
-        for i, vs_id in enumerate(search.vector_store_ids or []):
-            raise _vector_stores_unavailable(
-                f"tool_resources.file_search.vector_store_ids[{i}]", vs_id
-            )
+        vector_store_ids = list(search.vector_store_ids or [])
+        await require_vector_stores(
+            conn,
+            project,
+            [
+                (f"tool_resources.file_search.vector_store_ids[{i}]", vs_id)
+                for i, vs_id in enumerate(vector_store_ids)
+            ],
+        )
         if search.vector_stores:
-            raise InvalidRequestError(
-                "Creating vector stores through 'tool_resources.file_search.vector_stores' "
-                "is not supported by this server yet.",
-                param="tool_resources.file_search.vector_stores",
-                code="unsupported_value",
-            )
-        merged["file_search"] = {"vector_store_ids": list(search.vector_store_ids or [])}
+            vector_store_ids = [
+                await create_helper_store(
+                    conn,
+                    project,
+                    search.vector_stores[0],
+                    param="tool_resources.file_search.vector_stores[0]",
+                    expires_after=helper_expires_after,
+                )
+            ]
+        merged["file_search"] = {"vector_store_ids": vector_store_ids}
     return merged

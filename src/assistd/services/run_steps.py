@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import InvalidRequestError, not_found
+from assistd.events.base import Event
 from assistd.protocol.common import ListResponse
 from assistd.protocol.runs import FILE_SEARCH_CONTENT, RunStepObject
 from assistd.services.listing import list_response
@@ -30,20 +31,32 @@ def check_include(include: Sequence[str]) -> bool:
     return bool(include)
 
 
+def without_result_content(details: dict[str, Any]) -> dict[str, Any]:
+    """Step details with file-search result ``content`` removed (not asked for)."""
+    calls: list[dict[str, Any]] = []
+    for call in details.get("tool_calls", []):
+        search = call.get("file_search") if call.get("type") == "file_search" else None
+        if search and search.get("results"):
+            results = [{k: v for k, v in r.items() if k != "content"} for r in search["results"]]
+            call = {**call, "file_search": {**search, "results": results}}
+        calls.append(call)
+    return {**details, "tool_calls": calls}
+
+
 def step_view(row: Row, with_content: bool) -> RunStepObject:
     """The step as the client asked for it: result ``content`` only when included."""
     if with_content or row["type"] != "tool_calls":
         return step_to_wire(row)
-    calls: list[dict[str, Any]] = []
-    for call in row["step_details"].get("tool_calls", []):
-        if call.get("type") == "file_search" and "results" in call.get("file_search", {}):
-            results = [
-                {k: v for k, v in r.items() if k != "content"}
-                for r in call["file_search"]["results"]
-            ]
-            call = {**call, "file_search": {**call["file_search"], "results": results}}
-        calls.append(call)
-    return step_to_wire({**row, "step_details": {**row["step_details"], "tool_calls": calls}})
+    return step_to_wire({**row, "step_details": without_result_content(row["step_details"])})
+
+
+def event_view(event: Event, with_content: bool) -> Event:
+    """A stream event as the client asked for it (see ``step_view``)."""
+    data = event.data
+    if with_content or not isinstance(data, RunStepObject) or data.type != "tool_calls":
+        return event
+    details = without_result_content(data.step_details)
+    return Event(event.event, data.model_copy(update={"step_details": details}))
 
 
 class RunStepService:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from assistd.events.base import Event, EventBus, Subscription, run_channel
 from assistd.protocol.runs import TERMINAL_STATUSES
+from assistd.services.run_steps import event_view
 from assistd.store import tables
 from assistd.store.database import Database
 from assistd.store.wire import run_to_wire
@@ -43,8 +44,15 @@ class RunStream:
     async def close(self) -> None:
         await self._stack.aclose()
 
-    async def relay(self, prologue: Sequence[Event]) -> AsyncIterator[Event]:
-        """``prologue`` first (events the request itself produced), then the run's events."""
+    async def relay(
+        self, prologue: Sequence[Event], *, with_content: bool = False
+    ) -> AsyncIterator[Event]:
+        """``prologue`` first (events the request itself produced), then the run's events;
+        file-search result content only ``with_content`` (``include[]`` asked for it)."""
+        async for event in self._relay(prologue):
+            yield event_view(event, with_content)
+
+    async def _relay(self, prologue: Sequence[Event]) -> AsyncIterator[Event]:
         assert self._subscription is not None, "open() the stream first"
         try:
             for event in prologue:

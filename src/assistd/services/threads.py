@@ -11,8 +11,10 @@ from assistd import clock, ids
 from assistd.errors import not_found
 from assistd.protocol.common import DeletedResponse
 from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, ThreadObject
+from assistd.sandbox.base import Sandbox
+from assistd.services.attachments import file_search_files
 from assistd.services.messages import insert_message
-from assistd.services.references import resolve_tool_resources
+from assistd.services.references import THREAD_STORE_EXPIRY, resolve_tool_resources
 from assistd.store import repos
 from assistd.store.database import Database
 from assistd.store.repository import Row
@@ -32,7 +34,9 @@ async def create_thread_row(
 ) -> Row:
     """Store a thread and its initial messages; ``param`` prefixes error paths."""
     prefix = f"{param}." if param else ""
-    resources = await resolve_tool_resources(conn, project, request.tool_resources)
+    resources = await resolve_tool_resources(
+        conn, project, request.tool_resources, helper_expires_after=THREAD_STORE_EXPIRY
+    )
     thread_id = ids.new_id("thread")
     row: dict[str, Any] = {
         "id": thread_id,
@@ -45,12 +49,16 @@ async def create_thread_row(
     await repos.threads.insert(conn, row)
     for i, message in enumerate(request.messages or []):
         await insert_message(conn, project, thread_id, message, param=f"{prefix}messages[{i}]")
+    if any(file_search_files(m.attachments) for m in request.messages or []):
+        # Attachments gave the thread a vector store: answer with its tool_resources.
+        row = dict(await repos.threads.get(conn, project, thread_id) or row)
     return row
 
 
 class ThreadService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sandbox: Sandbox | None = None) -> None:
         self.db = db
+        self.sandbox = sandbox
 
     async def create(self, project: str, request: CreateThreadRequest) -> ThreadObject:
         async with self.db.write() as conn:
@@ -76,7 +84,11 @@ class ThreadService:
                 changes["metadata"] = request.metadata
             if request.tool_resources is not None:
                 changes["tool_resources"] = await resolve_tool_resources(
-                    conn, project, request.tool_resources, row["tool_resources"]
+                    conn,
+                    project,
+                    request.tool_resources,
+                    row["tool_resources"],
+                    helper_expires_after=THREAD_STORE_EXPIRY,
                 )
             await repos.threads.update(conn, project, thread_id, changes)
         return to_wire({**row, **changes})
@@ -92,4 +104,7 @@ class ThreadService:
             )
             if not await repos.threads.delete(conn, project, thread_id):
                 raise not_found("thread", thread_id)
+        if self.sandbox is not None:
+            # Its kernel and its /mnt/data go with it (files handed out as File objects stay).
+            await self.sandbox.remove(thread_id)
         return DeletedResponse(id=thread_id, object="thread.deleted")

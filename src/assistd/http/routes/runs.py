@@ -36,10 +36,15 @@ Include = Annotated[list[str], Depends(include_param)]
 
 
 def _answer(
-    svc: Svc, response: Response, run: RunObject, prologue: list[Event], stream: RunStream | None
+    svc: Svc,
+    response: Response,
+    run: RunObject,
+    prologue: list[Event],
+    stream: RunStream | None,
+    with_content: bool = False,
 ) -> RunObject | StreamingResponse:
     if stream is not None:
-        return sse_response(stream.relay(prologue))
+        return sse_response(stream.relay(prologue, with_content=with_content))
     if run.status not in TERMINAL_STATUSES:
         response.headers["openai-poll-after-ms"] = str(svc.settings.poll_after_ms)
     return run
@@ -69,9 +74,9 @@ async def create_run(
     include: Include,
     body: Annotated[CreateRunRequest, Depends(json_body(CreateRunRequest))],
 ) -> RunObject | StreamingResponse:
-    check_include(include)
+    with_content = check_include(include)
     run, stream = await svc.runs.create(project, thread_id, body)
-    return _answer(svc, response, run, _prologue(run), stream)
+    return _answer(svc, response, run, _prologue(run), stream, with_content)
 
 
 @router.get("/threads/{thread_id}/runs")
