@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import logging
-import random
-import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, cast
 
@@ -27,12 +24,10 @@ from assistd.backends.base import (
     ToolCallDelta,
     Usage,
 )
+from assistd.upstream import backoff_delay, error_text, retry_after, scrub
 
 logger = logging.getLogger(__name__)
 
-_MAX_BACKOFF = 8.0
-_MAX_RETRY_AFTER = 30.0
-_MAX_MESSAGE = 500  # upstream messages end up in run.last_error; keep them readable
 _DRAIN_SECONDS = 1.0
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -147,7 +142,7 @@ class OpenAICompatBackend:
                         exc.error.message,
                     )
                     raise exc.error from None
-                delay = self._delay(attempt, exc.retry_after)
+                delay = backoff_delay(self.backoff, attempt, exc.retry_after)
                 logger.info(
                     "upstream %s: %s; retry %d/%d in %.2fs",
                     self.name,
@@ -183,12 +178,6 @@ class OpenAICompatBackend:
         body["stream_options"] = {"include_usage": True}
         return body
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
-        # Jitter spreads out the retries of many runs throttled at the same moment.
-        return min(self.backoff * 2.0**attempt, _MAX_BACKOFF) * random.uniform(0.75, 1.0)
-
     async def _attempt(self, body: dict[str, Any]) -> AsyncGenerator[ChatChunk, None]:
         """One HTTP request; raises ``_RetryableError`` for what may succeed next time."""
         url = f"{self.base_url}/chat/completions"
@@ -209,7 +198,7 @@ class OpenAICompatBackend:
                 raise _RetryableError(error) from None
             raise error from None
         except httpx.TransportError as exc:
-            message = self._scrub(f"{type(exc).__name__}: {exc}")
+            message = scrub(f"{type(exc).__name__}: {exc}", self._secret)
             error = BackendError(
                 f"Could not reach upstream '{self.name}' ({message}).", code="server_error"
             )
@@ -268,7 +257,7 @@ class OpenAICompatBackend:
             return None, None, None
         if data.get("error") is not None:
             # Some upstreams report failures inside an already started stream.
-            message = self._scrub(_error_text(data) or "unknown error")
+            message = scrub(error_text(data) or "unknown error", self._secret)
             raise BackendError(f"Upstream '{self.name}' error: {message}", code="server_error")
         usage = _usage(data.get("usage"))
         choices = data.get("choices")
@@ -287,10 +276,10 @@ class OpenAICompatBackend:
         status = response.status_code
         try:
             raw = await response.aread()
-            detail = _error_text(json.loads(raw))
+            detail = error_text(json.loads(raw))
         except (ValueError, httpx.HTTPError):
             detail = None
-        detail = self._scrub(detail) if detail else None
+        detail = scrub(detail, self._secret) if detail else None
         code: ErrorCode = "server_error"
         if status == 429:
             code = "rate_limit_exceeded"
@@ -305,13 +294,8 @@ class OpenAICompatBackend:
         logger.warning("upstream %s: HTTP %d %s", self.name, status, detail or "")
         error = BackendError(message, code=code)
         if status == 429 or status >= 500:
-            raise _RetryableError(error, _retry_after(response.headers))
+            raise _RetryableError(error, retry_after(response.headers))
         raise error
-
-    def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _json(data: str) -> Any:
@@ -351,34 +335,3 @@ def _usage(raw: Any) -> Usage | None:
         prompt_tokens=int(raw.get("prompt_tokens") or 0),
         completion_tokens=int(raw.get("completion_tokens") or 0),
     )
-
-
-def _error_text(body: Any) -> str | None:
-    """The message of OpenAI's error envelope, or of the common variations of it."""
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error", body)
-    if isinstance(error, str):
-        return error
-    if isinstance(error, dict):
-        for key in ("message", "detail"):
-            if isinstance(error.get(key), str):
-                return str(error[key])
-    return None
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        with contextlib.suppress(ValueError):
-            return float(ms) / 1000
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    with contextlib.suppress(TypeError, ValueError):
-        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-    return None

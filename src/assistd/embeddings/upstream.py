@@ -11,11 +11,7 @@ servers' may not be, so a caller that scores by dot product normalises them itse
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import logging
-import random
-import time
 from typing import Any, ClassVar
 
 import httpx
@@ -27,12 +23,9 @@ from assistd.embeddings.base import (
     EmbeddingInput,
     EmbeddingResult,
 )
+from assistd.upstream import backoff_delay, error_text, retry_after, scrub
 
 logger = logging.getLogger(__name__)
-
-_MAX_BACKOFF = 8.0
-_MAX_RETRY_AFTER = 30.0
-_MAX_MESSAGE = 500
 
 
 class _Retryable(Exception):
@@ -116,15 +109,10 @@ class UpstreamEmbedder:
                         exc.error.message,
                     )
                     raise exc.error from None
-                delay = self._delay(attempt, exc.retry_after)
+                delay = backoff_delay(self.backoff, attempt, exc.retry_after)
                 logger.info("upstream %s: %s; retry in %.2fs", self.name, exc.error.message, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
-        return min(self.backoff * 2.0**attempt, _MAX_BACKOFF) * random.uniform(0.75, 1.0)
 
     async def _attempt(self, body: dict[str, Any]) -> Any:
         try:
@@ -135,7 +123,7 @@ class UpstreamEmbedder:
                 raise _Retryable(error) from None
             raise error from None
         except httpx.TransportError as exc:
-            detail = self._scrub(f"{type(exc).__name__}: {exc}")
+            detail = scrub(f"{type(exc).__name__}: {exc}", self._secret)
             raise _Retryable(
                 EmbedderError(f"Could not reach upstream '{self.name}' ({detail}).")
             ) from None
@@ -149,10 +137,10 @@ class UpstreamEmbedder:
     def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code
         try:
-            detail = _error_text(response.json())
+            detail = error_text(response.json())
         except ValueError:
             detail = None
-        detail = self._scrub(detail) if detail else None
+        detail = scrub(detail, self._secret) if detail else None
         code: EmbedderErrorCode = "server_error"
         if status == 429:
             code = "rate_limit_exceeded"
@@ -166,7 +154,7 @@ class UpstreamEmbedder:
         logger.warning("upstream %s embeddings: HTTP %d %s", self.name, status, detail or "")
         error = EmbedderError(message, code=code)
         if status == 429 or status >= 500:
-            raise _Retryable(error, _retry_after(response.headers))
+            raise _Retryable(error, retry_after(response.headers))
         raise error
 
     def _parse(self, payload: Any, count: int) -> EmbeddingResult:
@@ -191,37 +179,3 @@ class UpstreamEmbedder:
         usage = payload.get("usage") if isinstance(payload, dict) else None
         tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return EmbeddingResult(vectors, tokens if isinstance(tokens, int) else 0)
-
-    def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def _error_text(body: Any) -> str | None:
-    """The message of OpenAI's error envelope, or of the common variations of it."""
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error", body)
-    if isinstance(error, str):
-        return error
-    if isinstance(error, dict):
-        for key in ("message", "detail"):
-            if isinstance(error.get(key), str):
-                return str(error[key])
-    return None
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        with contextlib.suppress(ValueError):
-            return float(ms) / 1000
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-    return None
