@@ -184,7 +184,11 @@ class RunExecutor:
         except PromptBudgetExceeded:
             raise _BudgetSpent("max_prompt_tokens") from None
         offered = self.tools.offered(run)
-        prior = await self._builtin_calls(run["id"], *{t.type for t, _ in offered.values()})
+        # The run's built-in calls so far, read once: they bound further calls and give
+        # the citation sources and the files the answer may link.
+        made = await self._builtin_calls(run["id"])
+        kinds = {t.type for t, _ in offered.values()}
+        prior = [c for c in made if c["type"] in kinds]
         choice = run["tool_choice"]
         if prior and (choice == "required" or isinstance(choice, dict)):
             # A built-in call runs here, not at the client: forcing it again would loop.
@@ -194,8 +198,8 @@ class RunExecutor:
         if len(prior) >= MAX_BUILTIN_CALLS:
             offered = {}
         acc.builtin = {name: tool for name, (tool, _) in offered.items()}
-        files, images = produced(await self._builtin_calls(run["id"], "code_interpreter"))
-        acc.citations = CitationStream(await self._sources(run["id"]), files=files)
+        files, images = produced([c for c in made if c["type"] == "code_interpreter"])
+        acc.citations = CitationStream(_sources(made), files=files)
         if images:
             shown = await shown_images(self.db, run["id"])
             acc.images = [i for i in images if i not in shown]
@@ -225,15 +229,8 @@ class RunExecutor:
         await acc.finish_text()
         return acc.outcome()
 
-    async def _sources(self, run_id: str) -> Sources:
-        """(call ordinal, result index) → file id for the run's file_search results so far."""
-        return {
-            (ordinal, i): result["file_id"]
-            for ordinal, call in enumerate(await self._builtin_calls(run_id, "file_search"))
-            for i, result in enumerate(call["file_search"].get("results") or [])
-        }
-
-    async def _builtin_calls(self, run_id: str, *kinds: str) -> list[dict[str, Any]]:
+    async def _builtin_calls(self, run_id: str) -> list[dict[str, Any]]:
+        """Every built-in call entry of the run's tool steps, in step order."""
         steps = tables.run_steps
         async with self.db.read() as conn:
             result = await conn.execute(
@@ -242,7 +239,7 @@ class RunExecutor:
                 .order_by(steps.c.sort_key, steps.c.id)
             )
             details = [row[0] for row in result]
-        return [c for d in details for c in d.get("tool_calls", []) if c.get("type") in kinds]
+        return [c for d in details for c in d.get("tool_calls", []) if c.get("type") != "function"]
 
     async def _run_builtin(
         self, run: Row, calls: list[Call], budget: int | None
@@ -251,10 +248,12 @@ class RunExecutor:
         offered = self.tools.offered(run)
         done: dict[str, dict[str, Any]] = {}
         ordinals: dict[str, int] = {}
+        if calls:
+            for made in await self._builtin_calls(run["id"]):
+                ordinals[made["type"]] = ordinals.get(made["type"], 0) + 1
         for call in calls:
             tool, entry = offered[call.name]
-            if tool.type not in ordinals:
-                ordinals[tool.type] = len(await self._builtin_calls(run["id"], tool.type))
+            ordinals.setdefault(tool.type, 0)
             result = await tool.call(
                 run, entry, call.id, call.arguments, ordinals[tool.type], budget
             )
@@ -402,6 +401,16 @@ def _window(route: ModelRoute) -> int | None:
     if route.context_window is None:
         return None
     return route.context_window * 3 // 4 - min(1024, route.context_window // 4)
+
+
+def _sources(made: list[dict[str, Any]]) -> Sources:
+    """(call ordinal, result index) → file id for the run's file_search results so far."""
+    searches = [c for c in made if c["type"] == "file_search"]
+    return {
+        (ordinal, i): result["file_id"]
+        for ordinal, call in enumerate(searches)
+        for i, result in enumerate(call["file_search"].get("results") or [])
+    }
 
 
 def _output_budget(run: Row, registry: BackendRegistry) -> int | None:
