@@ -24,7 +24,7 @@ from assistd.backends.base import (
     ToolCallDelta,
     Usage,
 )
-from assistd.upstream import backoff_delay, error_text, retry_after, scrub
+from assistd.upstream import backoff_delay, error_text, http_failure, retry_after, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -280,20 +280,11 @@ class OpenAICompatBackend:
         except (ValueError, httpx.HTTPError):
             detail = None
         detail = scrub(detail, self._secret) if detail else None
-        code: ErrorCode = "server_error"
-        if status == 429:
-            code = "rate_limit_exceeded"
-        elif status in (400, 404, 422):
-            code = "invalid_prompt"
-        if status in (401, 403):
-            # An auth failure is the operator's problem: tell the run nothing about it.
-            message = f"Upstream '{self.name}' rejected its credentials (HTTP {status})."
-        else:
-            message = f"Upstream '{self.name}' returned HTTP {status}"
-            message += f": {detail}" if detail else "."
+        failure = http_failure(self.name, status, detail)
         logger.warning("upstream %s: HTTP %d %s", self.name, status, detail or "")
-        error = BackendError(message, code=code)
-        if status == 429 or status >= 500:
+        code: ErrorCode = "invalid_prompt" if failure.kind == "invalid" else failure.kind
+        error = BackendError(failure.message, code=code)
+        if failure.retryable:
             raise _RetryableError(error, retry_after(response.headers))
         raise error
 

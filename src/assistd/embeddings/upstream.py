@@ -23,7 +23,7 @@ from assistd.embeddings.base import (
     EmbeddingInput,
     EmbeddingResult,
 )
-from assistd.upstream import backoff_delay, error_text, retry_after, scrub
+from assistd.upstream import backoff_delay, error_text, http_failure, retry_after, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +141,11 @@ class UpstreamEmbedder:
         except ValueError:
             detail = None
         detail = scrub(detail, self._secret) if detail else None
-        code: EmbedderErrorCode = "server_error"
-        if status == 429:
-            code = "rate_limit_exceeded"
-        elif status in (400, 404, 422):
-            code = "invalid_request"
-        if status in (401, 403):
-            message = f"Upstream '{self.name}' rejected its credentials (HTTP {status})."
-        else:
-            message = f"Upstream '{self.name}' returned HTTP {status}"
-            message += f": {detail}" if detail else "."
+        failure = http_failure(self.name, status, detail)
         logger.warning("upstream %s embeddings: HTTP %d %s", self.name, status, detail or "")
-        error = EmbedderError(message, code=code)
-        if status == 429 or status >= 500:
+        code: EmbedderErrorCode = "invalid_request" if failure.kind == "invalid" else failure.kind
+        error = EmbedderError(failure.message, code=code)
+        if failure.retryable:
             raise _Retryable(error, retry_after(response.headers))
         raise error
 
