@@ -7,15 +7,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 logger = logging.getLogger("assistd.store")
+
+# The connection type services and the executor hold between store calls; they never build
+# statements on it themselves.
+Connection: TypeAlias = AsyncConnection
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _IMMEDIATE = "assistd_sqlite_immediate"
@@ -79,14 +84,14 @@ class Database:
         await self.engine.dispose()
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: SyncConnection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: SyncConnection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
@@ -103,6 +108,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
+    def _on_begin(conn: SyncConnection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.errors import InvalidRequestError
+from assistd.store.records import Record
 
 Row = Mapping[str, Any]
 Order = Literal["asc", "desc"]
+T = TypeVar("T")
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class PageQuery:
 
 
 @dataclass(frozen=True)
-class Page:
-    rows: Sequence[Row]
+class Page(Generic[T]):
+    rows: Sequence[T]
     has_more: bool
 
 
@@ -99,7 +102,7 @@ class Repository:
         conn: AsyncConnection,
         where: Sequence[sa.ColumnElement[bool]],
         query: PageQuery,
-    ) -> Page:
+    ) -> Page[Row]:
         """One page in ``query.order``; ``after``/``before`` bound it exclusively.
 
         With only ``before``, the page is the ``limit`` items just before the cursor
@@ -131,3 +134,49 @@ class Repository:
         if backwards:
             rows.reverse()
         return Page(rows=rows, has_more=has_more)
+
+
+class RecordRepository(Generic[R]):
+    """``Repository`` returning typed records: what the per-resource store modules use."""
+
+    def __init__(self, table: sa.Table, kind: str, record: type[R]) -> None:
+        self.rows = Repository(table, kind)
+        self.table = table
+        self.record = record
+
+    async def add(self, conn: AsyncConnection, record: R) -> None:
+        await self.rows.insert(conn, record.values())
+
+    async def get(
+        self,
+        conn: AsyncConnection,
+        project: str,
+        object_id: str,
+        *extra: sa.ColumnElement[bool],
+    ) -> R | None:
+        row = await self.rows.get(conn, project, object_id, *extra)
+        return self.record.from_row(row) if row is not None else None
+
+    async def get_many(
+        self, conn: AsyncConnection, project: str, object_ids: Sequence[str]
+    ) -> dict[str, R]:
+        rows = await self.rows.get_many(conn, project, object_ids)
+        return {key: self.record.from_row(row) for key, row in rows.items()}
+
+    async def patch(
+        self, conn: AsyncConnection, project: str, object_id: str, **changes: Any
+    ) -> bool:
+        """Write ``changes`` to the object; False when it does not exist (in ``project``)."""
+        return await self.rows.update(conn, project, object_id, changes)
+
+    async def remove(self, conn: AsyncConnection, project: str, object_id: str) -> bool:
+        return await self.rows.delete(conn, project, object_id)
+
+    async def page(
+        self,
+        conn: AsyncConnection,
+        where: Sequence[sa.ColumnElement[bool]],
+        query: PageQuery,
+    ) -> Page[R]:
+        page = await self.rows.page(conn, where, query)
+        return Page(rows=[self.record.from_row(r) for r in page.rows], has_more=page.has_more)

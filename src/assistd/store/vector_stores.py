@@ -247,7 +247,7 @@ async def page_files(
     vector_store_id: str,
     where: Sequence[sa.ColumnElement[bool]],
     query: PageQuery,
-) -> Page:
+) -> Page[Row]:
     """One page of a store's files in attach order (see ``Repository.page`` for cursors)."""
     position = sa.tuple_(files.c.sort_key, files.c.file_id)
     ascending = query.order == "asc"
