@@ -1,0 +1,3 @@
+"""Run steps: the queries services and the executor use, returning typed records."""
+
+from __future__ import annotations
