@@ -13,12 +13,9 @@ import hmac
 import secrets
 import time
 
-import sqlalchemy as sa
-
-from assistd import clock
 from assistd.config import DEFAULT_PROJECT
 from assistd.errors import AuthenticationError
-from assistd.store import tables
+from assistd.store import api_keys
 from assistd.store.database import Database
 
 KEY_PREFIX = "sk-assistd-"
@@ -46,8 +43,7 @@ class AuthService:
         if self._has_keys is not None and time.monotonic() - self._has_keys[0] < CACHE_SECONDS:
             return self._has_keys[1]
         async with self.db.read() as conn:
-            found = await conn.execute(sa.select(sa.literal(1)).select_from(tables.api_keys))
-            result = found.first() is not None
+            result = await api_keys.any_stored(conn)
         self._has_keys = (time.monotonic(), result)
         return result
 
@@ -56,11 +52,7 @@ class AuthService:
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
         async with self.db.read() as conn:
-            result = await conn.execute(
-                sa.select(tables.api_keys.c.project).where(tables.api_keys.c.key_hash == digest)
-            )
-            row = result.first()
-        project = str(row[0]) if row is not None else None
+            project = await api_keys.project_of(conn, digest)
         if len(self._projects) > 10_000:  # bound memory against floods of random keys
             self._projects.clear()
         self._projects[digest] = (time.monotonic(), project)
@@ -74,13 +66,9 @@ class AuthService:
             for known, project in self._static:
                 if hmac.compare_digest(known, digest):
                     return project
-            async with self.db.read() as conn:
-                result = await conn.execute(
-                    sa.select(tables.api_keys.c.project).where(tables.api_keys.c.key_hash == digest)
-                )
-                project_row = result.first()
-            if project_row is not None:
-                return str(project_row[0])
+            stored = await self._stored_project(digest)
+            if stored is not None:
+                return stored
         if not await self.has_keys():
             return DEFAULT_PROJECT
         if key is None:
@@ -95,17 +83,12 @@ class AuthService:
     async def create_key(self, project: str) -> str:
         """Make a new key for ``project``; returns it once, stores only its hash."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
+        digest = hash_key(key)
         async with self.db.write() as conn:
-            await conn.execute(
-                sa.insert(tables.api_keys).values(
-                    id="key_" + secrets.token_hex(8),
-                    project=project,
-                    key_hash=hash_key(key),
-                    prefix=key[: len(KEY_PREFIX) + 4],
-                    created_at=clock.now(),
-                )
-            )
-        self._projects.pop(hash_key(key), None)
+            await api_keys.create(conn, project, key_hash=digest, prefix=key[: len(KEY_PREFIX) + 4])
+        # A lookup of this key made before it existed must not keep refusing it, and open
+        # mode ends with the first key.
+        self._projects.pop(digest, None)
         self._has_keys = None
         return key
 
