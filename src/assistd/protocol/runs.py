@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -160,6 +160,3 @@ class RunStepObject(WireModel):
     step_details: dict[str, Any]
     usage: dict[str, int] | None
     metadata: dict[str, str]
-
-
-IncludeParam = Annotated[list[str], Field(default_factory=list)]
