@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistd import clock, ids
 from assistd.errors import not_found
 from assistd.protocol.assistants import (
     AssistantFields,
@@ -15,26 +14,27 @@ from assistd.protocol.assistants import (
 from assistd.protocol.common import DeletedResponse, ListResponse, dump_response_format, dump_tools
 from assistd.services.listing import list_response
 from assistd.services.references import resolve_tool_resources
-from assistd.store import repos
+from assistd.store import assistants
 from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store.records import Assistant
+from assistd.store.repository import PageQuery
 
 
-def to_wire(row: Row) -> AssistantObject:
+def to_wire(assistant: Assistant) -> AssistantObject:
     return AssistantObject(
-        id=row["id"],
-        created_at=row["created_at"],
-        name=row["name"],
-        description=row["description"],
-        model=row["model"],
-        instructions=row["instructions"],
-        tools=row["tools"],
-        tool_resources=row["tool_resources"] or {},
-        metadata=row["metadata"],
-        temperature=row["temperature"],
-        top_p=row["top_p"],
-        response_format=row["response_format"],
-        reasoning_effort=row["reasoning_effort"],
+        id=assistant.id,
+        created_at=assistant.created_at,
+        name=assistant.name,
+        description=assistant.description,
+        model=assistant.model,
+        instructions=assistant.instructions,
+        tools=assistant.tools,
+        tool_resources=assistant.tool_resources or {},
+        metadata=assistant.metadata,
+        temperature=assistant.temperature,
+        top_p=assistant.top_p,
+        response_format=assistant.response_format,
+        reasoning_effort=assistant.reasoning_effort,
     )
 
 
@@ -56,10 +56,7 @@ class AssistantService:
     async def create(self, project: str, request: CreateAssistantRequest) -> AssistantObject:
         async with self.db.write() as conn:
             resources = await resolve_tool_resources(conn, project, request.tool_resources)
-            row: dict[str, Any] = {
-                "id": ids.new_id("assistant"),
-                "project": project,
-                "created_at": clock.now(),
+            fields: dict[str, Any] = {
                 "name": None,
                 "description": None,
                 "instructions": None,
@@ -73,41 +70,38 @@ class AssistantService:
                 **_columns(request),
                 "tool_resources": resources,
             }
-            row["sort_key"] = ids.sort_key_of(row["id"], "assistant")
-            await repos.assistants.insert(conn, row)
-        return to_wire(row)
+            assistant = await assistants.create(conn, project, **fields)
+        return to_wire(assistant)
 
     async def get(self, project: str, assistant_id: str) -> AssistantObject:
         async with self.db.read() as conn:
-            row = await repos.assistants.get(conn, project, assistant_id)
-        if row is None:
+            assistant = await assistants.get_for_project(conn, project, assistant_id)
+        if assistant is None:
             raise not_found("assistant", assistant_id)
-        return to_wire(row)
+        return to_wire(assistant)
 
     async def modify(
         self, project: str, assistant_id: str, request: ModifyAssistantRequest
     ) -> AssistantObject:
         async with self.db.write() as conn:
-            row = await repos.assistants.get(conn, project, assistant_id)
-            if row is None:
+            assistant = await assistants.get_for_project(conn, project, assistant_id)
+            if assistant is None:
                 raise not_found("assistant", assistant_id)
             changes = _columns(request)
             if request.tool_resources is not None:
                 changes["tool_resources"] = await resolve_tool_resources(
-                    conn, project, request.tool_resources, row["tool_resources"]
+                    conn, project, request.tool_resources, assistant.tool_resources
                 )
-            await repos.assistants.update(conn, project, assistant_id, changes)
-        return to_wire({**row, **changes})
+            assistant = await assistants.patch(conn, assistant, **changes)
+        return to_wire(assistant)
 
     async def list(self, project: str, query: PageQuery) -> ListResponse[AssistantObject]:
         async with self.db.read() as conn:
-            page = await repos.assistants.page(
-                conn, [repos.assistants.table.c.project == project], query
-            )
+            page = await assistants.list_page(conn, project, query)
         return list_response(page, to_wire)
 
     async def delete(self, project: str, assistant_id: str) -> DeletedResponse:
         async with self.db.write() as conn:
-            if not await repos.assistants.delete(conn, project, assistant_id):
+            if not await assistants.delete(conn, project, assistant_id):
                 raise not_found("assistant", assistant_id)
         return DeletedResponse(id=assistant_id, object="assistant.deleted")

@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock
 from assistd.protocol.messages import Attachment
 from assistd.retrieval.chunking import AUTO_CHUNKING_STRATEGY
 from assistd.services.references import THREAD_STORE_EXPIRY
 from assistd.services.vector_stores import FileEntry, attach_files
-from assistd.store import repos
-from assistd.store import vector_stores as vs_rows
+from assistd.store import threads, vector_stores
+from assistd.store.database import Connection
 
 
 def file_search_files(attachments: Sequence[Attachment] | None) -> list[str]:
@@ -30,42 +27,30 @@ def file_search_files(attachments: Sequence[Attachment] | None) -> list[str]:
 
 
 async def add_to_thread_store(
-    conn: AsyncConnection, project: str, thread_id: str, file_ids: Sequence[str]
+    conn: Connection, project: str, thread_id: str, file_ids: Sequence[str]
 ) -> None:
     """Put ``file_ids`` (already checked) into the thread's vector store, making it if the
     thread has none. Files the store already holds are left as they are."""
     if not file_ids:
         return
-    thread = await repos.threads.get(conn, project, thread_id)
+    thread = await threads.get_for_project(conn, project, thread_id)
     if thread is None:
         return
-    resources: dict[str, Any] = dict(thread["tool_resources"] or {})
+    resources: dict[str, Any] = dict(thread.tool_resources or {})
     search: dict[str, Any] = dict(resources.get("file_search") or {})
     store_ids = list(search.get("vector_store_ids") or [])
     if store_ids:
         store_id = str(store_ids[0])
-        t = vs_rows.files
-        present = await conn.execute(
-            sa.select(t.c.file_id).where(
-                t.c.vector_store_id == store_id, t.c.file_id.in_(list(file_ids))
-            )
-        )
-        have = {row[0] for row in present}
+        have = await vector_stores.present_file_ids(conn, store_id, file_ids)
         file_ids = [f for f in file_ids if f not in have]
     else:
-        store = vs_rows.new_store_row(
-            project,
-            name=None,
-            description=None,
-            metadata={},
-            expires_after=THREAD_STORE_EXPIRY,
-            now=clock.now(),
+        store = await vector_stores.create_unnamed(
+            conn, project, metadata={}, expires_after=THREAD_STORE_EXPIRY, now=clock.now()
         )
-        await repos.vector_stores.insert(conn, store)
-        store_id = str(store["id"])
+        store_id = store.id
         search["vector_store_ids"] = [store_id]
         resources["file_search"] = search
-        await repos.threads.update(conn, project, thread_id, {"tool_resources": resources})
+        await threads.patch(conn, thread, tool_resources=resources)
     strategy = AUTO_CHUNKING_STRATEGY.to_wire()
     entries = [FileEntry(f, strategy, {}) for f in file_ids]
     # No file is replaced (present ones were skipped), so no chunks need removing.

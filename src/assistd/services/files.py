@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import sqlalchemy as sa
-
 from assistd import clock, ids
 from assistd.errors import InvalidRequestError, PayloadTooLargeError, not_found
 from assistd.protocol.common import DeletedResponse, ListResponse
@@ -16,11 +14,11 @@ from assistd.protocol.files import UPLOAD_PURPOSES, FileObject
 from assistd.retrieval.index import ChunkIndex
 from assistd.services.listing import list_response
 from assistd.services.vector_stores import detach_files
-from assistd.store import repos
+from assistd.store import files
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
-from assistd.store.file_rows import new_file_row
-from assistd.store.repository import PageQuery, Row
+from assistd.store.records import File
+from assistd.store.repository import PageQuery
 
 logger = logging.getLogger("assistd.files")
 
@@ -40,16 +38,16 @@ class Upload:
     expires_seconds: str | None = None
 
 
-def to_wire(row: Row) -> FileObject:
+def to_wire(file: File) -> FileObject:
     return FileObject(
-        id=row["id"],
-        bytes=row["bytes"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        filename=row["filename"],
-        purpose=row["purpose"],
-        status=row["status"],
-        status_details=row["status_details"],
+        id=file.id,
+        bytes=file.bytes,
+        created_at=file.created_at,
+        expires_at=file.expires_at,
+        filename=file.filename,
+        purpose=file.purpose,
+        status=file.status,
+        status_details=file.status_details,
     )
 
 
@@ -115,19 +113,12 @@ class FileService:
         self.max_bytes = max_bytes
         self.chunk_index = chunk_index
 
-    def _live(self, project: str) -> list[sa.ColumnElement[bool]]:
-        t = repos.files.table
-        return [
-            t.c.project == project,
-            sa.or_(t.c.expires_at.is_(None), t.c.expires_at > clock.now()),
-        ]
-
-    async def _get_row(self, project: str, file_id: str) -> Row:
+    async def _get(self, project: str, file_id: str) -> File:
         async with self.db.read() as conn:
-            row = await repos.files.get(conn, project, file_id, *self._live(project)[1:])
-        if row is None:
+            file = await files.get_live(conn, project, file_id)
+        if file is None:
             raise not_found("file", file_id)
-        return row
+        return file
 
     async def create(self, project: str, upload: Upload) -> FileObject:
         purpose = _validate_purpose(upload.purpose)
@@ -145,7 +136,7 @@ class FileService:
         if stored.size > self.max_bytes:
             await self.blobs.delete(file_id)
             raise too_large(self.max_bytes)
-        row = new_file_row(
+        file = files.new_file(
             project,
             file_id,
             filename,
@@ -157,29 +148,26 @@ class FileService:
         )
         try:
             async with self.db.write() as conn:
-                await repos.files.insert(conn, row)
+                await files.create(conn, file)
         except BaseException:
             await self.blobs.delete(file_id)
             raise
-        return to_wire(row)
+        return to_wire(file)
 
     async def get(self, project: str, file_id: str) -> FileObject:
-        return to_wire(await self._get_row(project, file_id))
+        return to_wire(await self._get(project, file_id))
 
     async def list(
         self, project: str, query: PageQuery, purpose: str | None = None
     ) -> ListResponse[FileObject]:
-        where = self._live(project)
-        if purpose is not None:
-            where.append(repos.files.table.c.purpose == purpose)
         async with self.db.read() as conn:
-            page = await repos.files.page(conn, where, query)
+            page = await files.list_live_page(conn, project, query, purpose=purpose)
         return list_response(page, to_wire)
 
     async def delete(self, project: str, file_id: str) -> DeletedResponse:
-        await self._get_row(project, file_id)
+        await self._get(project, file_id)
         async with self.db.write() as conn:
-            if not await repos.files.delete(conn, project, file_id):
+            if not await files.delete(conn, project, file_id):
                 raise not_found("file", file_id)
             # A deleted file leaves every vector store it was in (an ingestion still running
             # finds its row gone and stores nothing).
@@ -188,17 +176,13 @@ class FileService:
         return DeletedResponse(id=file_id, object="file")
 
     async def content(self, project: str, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
-        row = await self._get_row(project, file_id)
-        return to_wire(row), await self.blobs.open(file_id)
+        file = await self._get(project, file_id)
+        return to_wire(file), await self.blobs.open(file_id)
 
     async def purge_expired(self) -> int:
         """Delete expired files and their blobs; returns how many went."""
-        t = repos.files.table
         async with self.db.write() as conn:
-            result = await conn.execute(
-                sa.delete(t).where(t.c.expires_at <= clock.now()).returning(t.c.id)
-            )
-            gone = [r[0] for r in result]
+            gone = await files.delete_expired(conn)
             await detach_files(conn, gone, self.chunk_index)
         for file_id in gone:
             await self.blobs.delete(file_id)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from assistd import clock, ids
 from assistd.errors import InvalidRequestError, not_found
 from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.messages import (
@@ -21,9 +17,10 @@ from assistd.services.attachments import add_to_thread_store, file_search_files
 from assistd.services.listing import list_response
 from assistd.services.references import require_files
 from assistd.services.thread_lock import active_run, lock_thread
-from assistd.store import repos
-from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store import messages, threads
+from assistd.store.database import Connection, Database
+from assistd.store.records import Message
+from assistd.store.repository import PageQuery
 from assistd.store.wire import message_to_wire as to_wire
 
 
@@ -77,38 +74,27 @@ def _file_refs(request: CreateMessageRequest, param: str) -> list[tuple[str, str
 
 
 async def insert_message(
-    conn: AsyncConnection,
+    conn: Connection,
     project: str,
     thread_id: str,
     request: CreateMessageRequest,
     *,
     param: str = "",
-) -> Row:
+) -> Message:
     """Validate and store one message of ``thread_id`` (which the caller checked)."""
     content = _content(request, f"{param}.content".lstrip("."))
     await require_files(conn, project, _file_refs(request, param))
-    message_id = ids.new_id("message")
-    now = clock.now()
-    row: dict[str, Any] = {
-        "id": message_id,
-        "sort_key": ids.sort_key_of(message_id, "message"),
-        "project": project,
-        "created_at": now,
-        "thread_id": thread_id,
-        "role": request.role,
-        "status": "completed",
-        "content": content,
-        "attachments": [a.model_dump(mode="json") for a in request.attachments or []],
-        "metadata": request.metadata or {},
-        "assistant_id": None,
-        "run_id": None,
-        "incomplete_details": None,
-        "completed_at": now,
-        "incomplete_at": None,
-    }
-    await repos.messages.insert(conn, row)
+    message = await messages.create(
+        conn,
+        project,
+        thread_id,
+        role=request.role,
+        content=content,
+        attachments=[a.model_dump(mode="json") for a in request.attachments or []],
+        metadata=request.metadata or {},
+    )
     await add_to_thread_store(conn, project, thread_id, file_search_files(request.attachments))
-    return row
+    return message
 
 
 class MessageService:
@@ -116,20 +102,18 @@ class MessageService:
         self.db = db
 
     @staticmethod
-    async def _require_thread(conn: AsyncConnection, project: str, thread_id: str) -> None:
-        if await repos.threads.get(conn, project, thread_id) is None:
+    async def _require_thread(conn: Connection, project: str, thread_id: str) -> None:
+        if await threads.get_for_project(conn, project, thread_id) is None:
             raise not_found("thread", thread_id)
 
-    async def _get_row(
-        self, conn: AsyncConnection, project: str, thread_id: str, message_id: str
-    ) -> Row:
+    async def _get(
+        self, conn: Connection, project: str, thread_id: str, message_id: str
+    ) -> Message:
         await self._require_thread(conn, project, thread_id)
-        row = await repos.messages.get(
-            conn, project, message_id, repos.messages.table.c.thread_id == thread_id
-        )
-        if row is None:
+        message = await messages.get_in_thread(conn, project, thread_id, message_id)
+        if message is None:
             raise not_found("message", message_id)
-        return row
+        return message
 
     async def create(
         self, project: str, thread_id: str, request: CreateMessageRequest
@@ -141,39 +125,31 @@ class MessageService:
                 raise InvalidRequestError(
                     f"Can't add messages to {thread_id} while a run {active} is active."
                 )
-            row = await insert_message(conn, project, thread_id, request)
-        return to_wire(row)
+            message = await insert_message(conn, project, thread_id, request)
+        return to_wire(message)
 
     async def get(self, project: str, thread_id: str, message_id: str) -> MessageObject:
         async with self.db.read() as conn:
-            return to_wire(await self._get_row(conn, project, thread_id, message_id))
+            return to_wire(await self._get(conn, project, thread_id, message_id))
 
     async def modify(
         self, project: str, thread_id: str, message_id: str, request: ModifyMessageRequest
     ) -> MessageObject:
         async with self.db.write() as conn:
-            row = await self._get_row(conn, project, thread_id, message_id)
-            changes = request.given()
-            await repos.messages.update(conn, project, message_id, changes)
-        return to_wire({**row, **changes})
+            message = await self._get(conn, project, thread_id, message_id)
+            message = await messages.patch(conn, message, **request.given())
+        return to_wire(message)
 
     async def list(
         self, project: str, thread_id: str, query: PageQuery, run_id: str | None = None
     ) -> ListResponse[MessageObject]:
-        table = repos.messages.table
-        where: list[sa.ColumnElement[bool]] = [
-            table.c.project == project,
-            table.c.thread_id == thread_id,
-        ]
-        if run_id is not None:
-            where.append(table.c.run_id == run_id)
         async with self.db.read() as conn:
             await self._require_thread(conn, project, thread_id)
-            page = await repos.messages.page(conn, where, query)
+            page = await messages.list_page(conn, project, thread_id, query, run_id=run_id)
         return list_response(page, to_wire)
 
     async def delete(self, project: str, thread_id: str, message_id: str) -> DeletedResponse:
         async with self.db.write() as conn:
-            await self._get_row(conn, project, thread_id, message_id)
-            await repos.messages.delete(conn, project, message_id)
+            await self._get(conn, project, thread_id, message_id)
+            await messages.delete(conn, project, message_id)
         return DeletedResponse(id=message_id, object="thread.message.deleted")

@@ -5,29 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock
 from assistd.errors import InvalidRequestError
 from assistd.protocol.common import ToolResources, VectorStoreHelper
 from assistd.retrieval.chunking import resolve_chunking_strategy
-from assistd.store import repos
-from assistd.store import vector_stores as vs_rows
+from assistd.store import files, vector_stores
+from assistd.store.database import Connection
 
 # Stores the thread helper creates expire a week after their last use, as OpenAI's do.
 THREAD_STORE_EXPIRY: dict[str, Any] = {"anchor": "last_active_at", "days": 7}
 
 
-async def require_files(
-    conn: AsyncConnection, project: str, refs: Sequence[tuple[str, str]]
-) -> None:
+async def require_files(conn: Connection, project: str, refs: Sequence[tuple[str, str]]) -> None:
     """Fail with 400 naming the first ``(param, file_id)`` that is not a live file."""
-    found = await repos.files.get_many(conn, project, [file_id for _, file_id in refs])
+    found = await files.get_many(conn, project, [file_id for _, file_id in refs])
     now = clock.now()
     for param, file_id in refs:
-        row = found.get(file_id)
-        if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        file = found.get(file_id)
+        if file is None or (file.expires_at is not None and file.expires_at <= now):
             raise InvalidRequestError(
                 f"Invalid '{param}': no file found with id '{file_id}'.",
                 param=param,
@@ -36,10 +31,10 @@ async def require_files(
 
 
 async def require_vector_stores(
-    conn: AsyncConnection, project: str, refs: Sequence[tuple[str, str]]
+    conn: Connection, project: str, refs: Sequence[tuple[str, str]]
 ) -> None:
     """Fail with 400 naming the first ``(param, vector_store_id)`` not in the project."""
-    found = await repos.vector_stores.get_many(conn, project, [vs_id for _, vs_id in refs])
+    found = await vector_stores.existing_ids(conn, project, [vs_id for _, vs_id in refs])
     for param, vs_id in refs:
         if vs_id not in found:
             raise InvalidRequestError(
@@ -50,7 +45,7 @@ async def require_vector_stores(
 
 
 async def create_helper_store(
-    conn: AsyncConnection,
+    conn: Connection,
     project: str,
     helper: VectorStoreHelper,
     *,
@@ -68,34 +63,17 @@ async def create_helper_store(
         helper.chunking_strategy, param=f"{param}.chunking_strategy"
     ).to_wire()
     now = clock.now()
-    store = vs_rows.new_store_row(
-        project,
-        name=None,
-        description=None,
-        metadata=helper.metadata,
-        expires_after=expires_after,
-        now=now,
+    store = await vector_stores.create_unnamed(
+        conn, project, metadata=helper.metadata, expires_after=expires_after, now=now
     )
-    await repos.vector_stores.insert(conn, store)
-    attached = [
-        vs_rows.new_file_row(
-            project,
-            store["id"],
-            file_id,
-            chunking_strategy=strategy,
-            attributes=None,
-            batch_id=None,
-            now=now,
-        )
-        for file_id in dict.fromkeys(file_ids)
-    ]
-    if attached:
-        await conn.execute(sa.insert(vs_rows.files), attached)
-    return str(store["id"])
+    await vector_stores.add_pending_files(
+        conn, project, store.id, list(dict.fromkeys(file_ids)), chunking_strategy=strategy, now=now
+    )
+    return store.id
 
 
 async def resolve_tool_resources(
-    conn: AsyncConnection,
+    conn: Connection,
     project: str,
     resources: ToolResources | None,
     current: dict[str, Any] | None = None,

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from assistd import clock, ids
 from assistd.errors import not_found
 from assistd.protocol.common import DeletedResponse
 from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, ThreadObject
@@ -15,44 +12,47 @@ from assistd.sandbox.base import Sandbox
 from assistd.services.attachments import file_search_files
 from assistd.services.messages import insert_message
 from assistd.services.references import THREAD_STORE_EXPIRY, resolve_tool_resources
-from assistd.store import repos
-from assistd.store.database import Database
-from assistd.store.repository import Row
+from assistd.store import messages, threads
+from assistd.store.database import Connection, Database
+from assistd.store.records import Thread
 
 
-def to_wire(row: Row) -> ThreadObject:
+def to_wire(thread: Thread | Mapping[str, Any]) -> ThreadObject:
+    # TRANSITION: runs.py still passes the row ``create_thread_row`` gives it.
+    if not isinstance(thread, Thread):
+        thread = Thread.from_row(thread)
     return ThreadObject(
-        id=row["id"],
-        created_at=row["created_at"],
-        tool_resources=row["tool_resources"] or {},
-        metadata=row["metadata"],
+        id=thread.id,
+        created_at=thread.created_at,
+        tool_resources=thread.tool_resources or {},
+        metadata=thread.metadata,
     )
 
 
-async def create_thread_row(
-    conn: AsyncConnection, project: str, request: CreateThreadRequest, *, param: str = ""
-) -> Row:
+async def create_thread(
+    conn: Connection, project: str, request: CreateThreadRequest, *, param: str = ""
+) -> Thread:
     """Store a thread and its initial messages; ``param`` prefixes error paths."""
     prefix = f"{param}." if param else ""
     resources = await resolve_tool_resources(
         conn, project, request.tool_resources, helper_expires_after=THREAD_STORE_EXPIRY
     )
-    thread_id = ids.new_id("thread")
-    row: dict[str, Any] = {
-        "id": thread_id,
-        "sort_key": ids.sort_key_of(thread_id, "thread"),
-        "project": project,
-        "created_at": clock.now(),
-        "tool_resources": resources,
-        "metadata": request.metadata or {},
-    }
-    await repos.threads.insert(conn, row)
+    thread = await threads.create(
+        conn, project, tool_resources=resources, metadata=request.metadata or {}
+    )
     for i, message in enumerate(request.messages or []):
-        await insert_message(conn, project, thread_id, message, param=f"{prefix}messages[{i}]")
+        await insert_message(conn, project, thread.id, message, param=f"{prefix}messages[{i}]")
     if any(file_search_files(m.attachments) for m in request.messages or []):
         # Attachments gave the thread a vector store: answer with its tool_resources.
-        row = dict(await repos.threads.get(conn, project, thread_id) or row)
-    return row
+        thread = await threads.get_for_project(conn, project, thread.id) or thread
+    return thread
+
+
+async def create_thread_row(
+    conn: Connection, project: str, request: CreateThreadRequest, *, param: str = ""
+) -> dict[str, Any]:
+    """TRANSITION: ``create_thread`` as a row, for runs.py until it reads records."""
+    return (await create_thread(conn, project, request, param=param)).values()
 
 
 class ThreadService:
@@ -62,22 +62,22 @@ class ThreadService:
 
     async def create(self, project: str, request: CreateThreadRequest) -> ThreadObject:
         async with self.db.write() as conn:
-            row = await create_thread_row(conn, project, request)
-        return to_wire(row)
+            thread = await create_thread(conn, project, request)
+        return to_wire(thread)
 
     async def get(self, project: str, thread_id: str) -> ThreadObject:
         async with self.db.read() as conn:
-            row = await repos.threads.get(conn, project, thread_id)
-        if row is None:
+            thread = await threads.get_for_project(conn, project, thread_id)
+        if thread is None:
             raise not_found("thread", thread_id)
-        return to_wire(row)
+        return to_wire(thread)
 
     async def modify(
         self, project: str, thread_id: str, request: ModifyThreadRequest
     ) -> ThreadObject:
         async with self.db.write() as conn:
-            row = await repos.threads.get(conn, project, thread_id)
-            if row is None:
+            thread = await threads.get_for_project(conn, project, thread_id)
+            if thread is None:
                 raise not_found("thread", thread_id)
             changes: dict[str, Any] = {}
             if request.metadata is not None:
@@ -87,22 +87,17 @@ class ThreadService:
                     conn,
                     project,
                     request.tool_resources,
-                    row["tool_resources"],
+                    thread.tool_resources,
                     helper_expires_after=THREAD_STORE_EXPIRY,
                 )
-            await repos.threads.update(conn, project, thread_id, changes)
-        return to_wire({**row, **changes})
+            thread = await threads.patch(conn, thread, **changes)
+        return to_wire(thread)
 
     async def delete(self, project: str, thread_id: str) -> DeletedResponse:
-        messages = repos.messages.table
         async with self.db.write() as conn:
             # Children first: correct even where the database does not enforce cascades.
-            await conn.execute(
-                sa.delete(messages).where(
-                    messages.c.thread_id == thread_id, messages.c.project == project
-                )
-            )
-            if not await repos.threads.delete(conn, project, thread_id):
+            await messages.delete_for_thread(conn, project, thread_id)
+            if not await threads.delete(conn, project, thread_id):
                 raise not_found("thread", thread_id)
         if self.sandbox is not None:
             # Its kernel and its /mnt/data go with it (files handed out as File objects stay).

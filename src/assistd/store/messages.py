@@ -1,3 +1,90 @@
 """Messages: the queries services and the executor use, returning typed records."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from assistd import clock, ids
+from assistd.store import tables
+from assistd.store.database import Connection
+from assistd.store.records import JsonObject, Message
+from assistd.store.repository import Page, PageQuery, RecordRepository
+
+_table = tables.messages
+_repo = RecordRepository(_table, "message", Message)
+
+
+async def create(
+    conn: Connection,
+    project: str,
+    thread_id: str,
+    *,
+    role: str,
+    content: list[JsonObject],
+    attachments: list[JsonObject],
+    metadata: dict[str, str],
+) -> Message:
+    """Store a message as a client adds it (complete on arrival, of no run) and return it."""
+    message_id = ids.new_id("message")
+    key = ids.sort_key_of(message_id, "message")
+    assert key is not None  # a fresh id always carries its key
+    now = clock.now()
+    message = Message(
+        id=message_id,
+        sort_key=key,
+        project=project,
+        created_at=now,
+        thread_id=thread_id,
+        role=role,
+        status="completed",
+        content=content,
+        attachments=attachments,
+        metadata=metadata,
+        assistant_id=None,
+        run_id=None,
+        incomplete_details=None,
+        completed_at=now,
+        incomplete_at=None,
+    )
+    await _repo.add(conn, message)
+    return message
+
+
+async def get_in_thread(
+    conn: Connection, project: str, thread_id: str, message_id: str
+) -> Message | None:
+    return await _repo.get(conn, project, message_id, _table.c.thread_id == thread_id)
+
+
+async def patch(conn: Connection, message: Message, **changes: Any) -> Message:
+    """Write ``changes`` (column → value) to ``message``; returns it as it now is."""
+    await _repo.patch(conn, message.project, message.id, **changes)
+    return message.but(**changes)
+
+
+async def list_page(
+    conn: Connection,
+    project: str,
+    thread_id: str,
+    query: PageQuery,
+    *,
+    run_id: str | None = None,
+) -> Page[Message]:
+    """A page of the thread's messages, only those ``run_id`` made when it is given."""
+    where = [_table.c.project == project, _table.c.thread_id == thread_id]
+    if run_id is not None:
+        where.append(_table.c.run_id == run_id)
+    return await _repo.page(conn, where, query)
+
+
+async def delete(conn: Connection, project: str, message_id: str) -> bool:
+    return await _repo.remove(conn, project, message_id)
+
+
+async def delete_for_thread(conn: Connection, project: str, thread_id: str) -> None:
+    """Remove every message of the thread (before the thread itself goes)."""
+    await conn.execute(
+        sa.delete(_table).where(_table.c.thread_id == thread_id, _table.c.project == project)
+    )

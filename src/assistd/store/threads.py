@@ -1,3 +1,51 @@
 """Threads: the queries services and the executor use, returning typed records."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from assistd import clock, ids
+from assistd.store import tables
+from assistd.store.database import Connection
+from assistd.store.records import JsonObject, Thread
+from assistd.store.repository import RecordRepository
+
+_repo = RecordRepository(tables.threads, "thread", Thread)
+
+
+async def create(
+    conn: Connection,
+    project: str,
+    *,
+    tool_resources: JsonObject | None,
+    metadata: dict[str, str],
+) -> Thread:
+    """Store a new thread (a fresh id, created now) and return it."""
+    thread_id = ids.new_id("thread")
+    key = ids.sort_key_of(thread_id, "thread")
+    assert key is not None  # a fresh id always carries its key
+    thread = Thread(
+        id=thread_id,
+        sort_key=key,
+        project=project,
+        created_at=clock.now(),
+        tool_resources=tool_resources,
+        metadata=metadata,
+    )
+    await _repo.add(conn, thread)
+    return thread
+
+
+async def get_for_project(conn: Connection, project: str, thread_id: str) -> Thread | None:
+    return await _repo.get(conn, project, thread_id)
+
+
+async def patch(conn: Connection, thread: Thread, **changes: Any) -> Thread:
+    """Write ``changes`` (column → value) to ``thread``; returns it as it now is."""
+    await _repo.patch(conn, thread.project, thread.id, **changes)
+    return thread.but(**changes)
+
+
+async def delete(conn: Connection, project: str, thread_id: str) -> bool:
+    """Remove the thread row only (its children are the caller's); False when absent."""
+    return await _repo.remove(conn, project, thread_id)

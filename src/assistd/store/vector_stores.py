@@ -27,6 +27,7 @@ from assistd.protocol.vector_stores import (
     VectorStoreObject,
 )
 from assistd.store import tables
+from assistd.store.records import VectorStore
 from assistd.store.repository import Page, PageQuery, Row
 
 SECONDS_PER_DAY = 86_400
@@ -297,3 +298,75 @@ async def touch(conn: AsyncConnection, vector_store_ids: Iterable[str], now: int
             .where(stores.c.id == row["id"])
             .values(last_active_at=now, expires_at=expiry(row["expires_after"], now))
         )
+
+
+# --- used by services/attachments.py and services/references.py
+
+
+async def existing_ids(
+    conn: AsyncConnection, project: str, vector_store_ids: Sequence[str]
+) -> set[str]:
+    """Which of ``vector_store_ids`` are stores of ``project``."""
+    if not vector_store_ids:
+        return set()
+    t = tables.vector_stores
+    query = sa.select(t.c.id).where(t.c.project == project, t.c.id.in_(list(vector_store_ids)))
+    return {str(row[0]) for row in await conn.execute(query)}
+
+
+async def create_unnamed(
+    conn: AsyncConnection,
+    project: str,
+    *,
+    metadata: Mapping[str, str] | None,
+    expires_after: Mapping[str, Any] | None,
+    now: int,
+) -> VectorStore:
+    """A store made for a thread or an assistant by a helper (no name, no description)."""
+    values = new_store_row(
+        project,
+        name=None,
+        description=None,
+        metadata=metadata,
+        expires_after=expires_after,
+        now=now,
+    )
+    await conn.execute(sa.insert(tables.vector_stores).values(**values))
+    return VectorStore.from_row(values)
+
+
+async def add_pending_files(
+    conn: AsyncConnection,
+    project: str,
+    vector_store_id: str,
+    file_ids: Sequence[str],
+    *,
+    chunking_strategy: Mapping[str, Any],
+    now: int,
+) -> None:
+    """Attach ``file_ids`` (checked, each once, none in the store yet) for ingestion."""
+    attached = [
+        new_file_row(
+            project,
+            vector_store_id,
+            file_id,
+            chunking_strategy=chunking_strategy,
+            attributes=None,
+            batch_id=None,
+            now=now,
+        )
+        for file_id in file_ids
+    ]
+    if attached:
+        await conn.execute(sa.insert(tables.vector_store_files), attached)
+
+
+async def present_file_ids(
+    conn: AsyncConnection, vector_store_id: str, file_ids: Sequence[str]
+) -> set[str]:
+    """Which of ``file_ids`` the store already holds (in any status)."""
+    t = tables.vector_store_files
+    query = sa.select(t.c.file_id).where(
+        t.c.vector_store_id == vector_store_id, t.c.file_id.in_(list(file_ids))
+    )
+    return {str(row[0]) for row in await conn.execute(query)}
