@@ -25,8 +25,8 @@ from assistd.embeddings.base import (
     EmbeddingInput,
     EmbeddingResult,
 )
-from assistd.executor.ingestion import EMBEDDING_MODEL
 from assistd.retrieval.index import ChunkInput, SearchHit, SearchQuery, Vectors
+from assistd.retrieval.ingestion import EMBEDDING_MODEL
 
 T = TypeVar("T")
 

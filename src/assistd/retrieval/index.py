@@ -15,7 +15,8 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.store.database import Connection
 
 Vectors = npt.NDArray[np.float32]
 
@@ -62,7 +63,7 @@ class SearchQuery:
 class ChunkIndex(Protocol):
     async def add(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         vector_store_id: str,
         file_id: str,
@@ -74,12 +75,12 @@ class ChunkIndex(Protocol):
         ...
 
     async def delete(
-        self, conn: AsyncConnection, *, vector_store_id: str, file_id: str | None = None
+        self, conn: Connection, *, vector_store_id: str, file_id: str | None = None
     ) -> int:
         """Remove one file's chunks from a store, or every chunk of the store; return how
         many were removed."""
         ...
 
-    async def search(self, conn: AsyncConnection, query: SearchQuery) -> list[SearchHit]:
+    async def search(self, conn: Connection, query: SearchQuery) -> list[SearchHit]:
         """The best ``query.limit`` chunks, best first, none below ``score_threshold``."""
         ...

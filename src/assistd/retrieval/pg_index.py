@@ -25,9 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import sqlalchemy as sa
-from pgvector.sqlalchemy import VECTOR
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.retrieval.index import Vectors
 from assistd.retrieval.search import (
@@ -39,59 +36,20 @@ from assistd.retrieval.search import (
     query_terms,
     stored_count,
 )
-from assistd.store.tables import chunks as chunks_table
+from assistd.store import chunk_index_pg as pg
+from assistd.store.chunk_index_pg import HNSW_DIMENSIONS
+from assistd.store.database import Connection
 
 RANK_POOL = 200  # chunks whose tsvectors are read to rank them
-# The HNSW index of migration 0004 covers this width; below HNSW_MIN_CHUNKS an exact scan
-# of the store is about as fast (bench/retrieval.py) and never misses.
-HNSW_DIMENSIONS = 384
+# Below HNSW_MIN_CHUNKS an exact scan of the store is about as fast (bench/retrieval.py)
+# and never misses; the HNSW index covers vectors of HNSW_DIMENSIONS only.
 HNSW_MIN_CHUNKS = 20_000
-
-
-def _best(item: tuple[int, float]) -> tuple[float, int]:
-    return -item[1], item[0]
-
-
-_TERMS = sa.text(
-    "SELECT t.q::text AS q, "
-    "(SELECT count(*) FROM (SELECT 1 FROM chunks AS c WHERE c.vector_store_id = :store "
-    "AND c.tsv @@ t.q LIMIT :cap) AS hits) AS df "
-    "FROM (SELECT websearch_to_tsquery('english', term) AS q "
-    "FROM unnest(CAST(:terms AS text[])) AS term) AS t "
-    "WHERE numnode(t.q) > 0"
-)
-_APPROXIMATE = sa.text(
-    "SELECT id, embedding::vector(384) <#> CAST(:q AS vector(384)) AS distance "
-    "FROM chunks WHERE vector_dims(embedding) = 384 AND vector_store_id = :store "
-    "ORDER BY embedding::vector(384) <#> CAST(:q AS vector(384)) LIMIT :limit"
-).bindparams(sa.bindparam("q", type_=VECTOR()))
-_HELD = sa.text(
-    "SELECT c.id, t.q FROM chunks AS c "
-    "JOIN unnest(CAST(:queries AS text[])) AS t(q) ON c.tsv @@ CAST(t.q AS tsquery) "
-    "WHERE c.id = ANY(CAST(:ids AS bigint[]))"
-)
-_RANKED = sa.text(
-    "WITH terms AS (SELECT CAST(q AS tsquery) AS q, w, s "
-    "FROM unnest(CAST(:queries AS text[]), CAST(:weights AS float8[]), "
-    "CAST(:selective AS boolean[])) AS t(q, w, s)), "
-    # Stage 1, from the GIN index alone: the chunks holding the most weight of rare terms.
-    "covered AS (SELECT hit.id, sum(terms.w) AS coverage FROM terms, LATERAL "
-    "(SELECT c.id FROM chunks AS c WHERE c.tsv @@ terms.q AND c.vector_store_id = :store "
-    "AND (CAST(:files AS text[]) IS NULL OR c.file_id = ANY(CAST(:files AS text[]))) "
-    "LIMIT :cap) AS hit "
-    "WHERE terms.s GROUP BY hit.id ORDER BY coverage DESC, hit.id LIMIT :pool) "
-    # Stage 2, reading their tsvectors: how often and how densely every term occurs.
-    "SELECT covered.id, covered.coverage "
-    "+ (SELECT sum(terms.w * ts_rank(c.tsv, terms.q, 1)) FROM terms) AS score "
-    "FROM covered JOIN chunks AS c ON c.id = covered.id "
-    "ORDER BY score DESC, covered.id LIMIT :limit"
-)
 
 
 class PostgresChunkIndex(HybridChunkIndex):
     async def keyword(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         text: str,
         file_ids: set[str] | None,
@@ -100,10 +58,7 @@ class PostgresChunkIndex(HybridChunkIndex):
         terms = query_terms(text)
         if not terms:
             return KeywordResult([], {})
-        params = {"store": vector_store_id, "terms": terms, "cap": DF_CAP}
-        found = (await conn.execute(_TERMS, params)).all()
-        # Two words that stem alike are one term.
-        frequencies = {str(row.q): int(row.df) for row in found}
+        frequencies = await pg.term_frequencies(conn, vector_store_id, terms, DF_CAP)
         present = {q: df for q, df in frequencies.items() if df > 0}
         if not present:
             return KeywordResult([], {})
@@ -113,84 +68,42 @@ class PostgresChunkIndex(HybridChunkIndex):
         # The common terms left out of the ranking's first stage are left out of the
         # relevance too (see search.DF_CAP).
         weights = {q: idf(df, size) for q, df in frequencies.items() if q in rare or df == 0}
-        result = await conn.execute(
-            _RANKED,
-            {
-                "store": vector_store_id,
-                "queries": list(present),
-                "weights": [idf(df, size) for df in present.values()],
-                "selective": [q in rare for q in present],
-                "pool": RANK_POOL,
-                "cap": DF_CAP,
-                "files": None if file_ids is None else sorted(file_ids),
-                "limit": limit,
-            },
+        ranked = await pg.keyword_ranked(
+            conn,
+            vector_store_id,
+            weights={q: idf(df, size) for q, df in present.items()},
+            selective=rare,
+            file_ids=file_ids,
+            pool=RANK_POOL,
+            cap=DF_CAP,
+            limit=limit,
         )
-        ranked = [(int(row.id), float(row.score)) for row in result]
         return KeywordResult(ranked, weights, frozenset(rare))
 
     async def term_hits(
-        self, conn: AsyncConnection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
     ) -> dict[int, set[str]]:
-        held: dict[int, set[str]] = {}
-        if not terms or not ids:
-            return held
-        result = await conn.execute(_HELD, {"queries": list(terms), "ids": list(ids)})
-        for row in result:
-            held.setdefault(int(row.id), set()).add(str(row.q))
-        return held
+        return await pg.term_hits(conn, terms, ids)
 
     async def similarities(
-        self, conn: AsyncConnection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
     ) -> dict[int, Vectors]:
-        found: dict[int, list[float]] = {}
-        if not ids:
-            return {}
-        # Computed in the database: the vectors' text form costs more to parse than this.
-        for vector in vectors:
-            distance = chunks_table.c.embedding.op("<#>", return_type=sa.Float())(
-                sa.literal(vector, VECTOR())
-            )
-            result = await conn.execute(
-                sa.select(chunks_table.c.id, distance).where(chunks_table.c.id.in_(list(ids)))
-            )
-            for row in result:
-                found.setdefault(int(row[0]), []).append(-float(row[1]))
+        found = await pg.inner_products(conn, list(vectors), ids)
         return {cid: np.asarray(values, dtype=np.float32) for cid, values in found.items()}
 
     async def dense(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         vectors: Vectors,
         file_ids: set[str] | None,
         limit: int,
     ) -> list[Ranked]:
         size = await stored_count(conn, vector_store_id)
+        rows = list(vectors)
         if file_ids is None and vectors.shape[1] == HNSW_DIMENSIONS and size >= HNSW_MIN_CHUNKS:
-            await conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            await conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(100, 2 * limit)}"))
-            approximate: list[Ranked] = []
-            for vector in vectors:
-                params = {"q": vector, "store": vector_store_id, "limit": limit}
-                rows = (await conn.execute(_APPROXIMATE, params)).all()
-                approximate.append(sorted(((int(r[0]), -float(r[1])) for r in rows), key=_best))
+            approximate = await pg.nearest_approximate(conn, vector_store_id, rows, limit)
             # The index filters after it walks the graph; an exact scan when it came short.
             if all(len(ranked) >= min(limit, size) for ranked in approximate):
                 return approximate
-        found: list[Ranked] = []
-        for vector in vectors:
-            query = sa.literal(vector, VECTOR())
-            distance = chunks_table.c.embedding.op("<#>", return_type=sa.Float())(query)
-            statement = (
-                sa.select(chunks_table.c.id, distance.label("distance"))
-                .where(chunks_table.c.vector_store_id == vector_store_id)
-                .order_by(distance, chunks_table.c.id)
-                .limit(limit)
-            )
-            if file_ids is not None:
-                statement = statement.where(chunks_table.c.file_id.in_(sorted(file_ids)))
-            result = await conn.execute(statement)
-            # <#> is the negative inner product.
-            found.append([(int(row.id), -float(row.distance)) for row in result])
-        return found
+        return await pg.nearest_exact(conn, vector_store_id, rows, file_ids, limit)

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.retrieval.index import ChunkInput, SearchHit, SearchQuery, Vectors
-from assistd.store.tables import chunks as chunks_table
+from assistd.store import chunks as stored
+from assistd.store.chunks import ChunkRow
+from assistd.store.database import Connection
+
+# Re-exported: the indexes and the benchmark read these from here.
+__all__ = ["ChunkRow", "stored_count"]
 
 Mode = Literal["hybrid", "rrf", "keyword", "dense"]
 # (chunk id, the list's own score), best first.
@@ -72,15 +75,6 @@ def query_terms(text: str, limit: int = 32) -> list[str]:
     words = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
     content = [w for w in words if w not in STOP_WORDS]
     return (content or words)[:limit]
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    id: int
-    vector_store_id: str
-    file_id: str
-    seq: int
-    text: str
 
 
 def pack(vectors: Vectors) -> list[bytes]:
@@ -128,25 +122,13 @@ class KeywordResult:
     holders: dict[str, frozenset[int]] = field(default_factory=dict)
 
 
-BUMP = sa.text(
-    "INSERT INTO chunk_generations (vector_store_id, generation, chunk_count) "
-    "VALUES (:id, 1, :delta) ON CONFLICT (vector_store_id) DO UPDATE "
-    "SET generation = chunk_generations.generation + 1, "
-    "chunk_count = chunk_generations.chunk_count + :delta"
-)
-
-
-async def bump(conn: AsyncConnection, vector_store_id: str, delta: int) -> None:
+async def bump(conn: Connection, vector_store_id: str, delta: int) -> None:
     """Record in the writer's transaction that a store's chunks changed by ``delta``."""
-    await conn.execute(BUMP, {"id": vector_store_id, "delta": delta})
+    await stored.bump(conn, vector_store_id, delta)
 
 
-async def stored_count(conn: AsyncConnection, vector_store_id: str) -> int:
-    value = await conn.scalar(
-        sa.text("SELECT chunk_count FROM chunk_generations WHERE vector_store_id = :id"),
-        {"id": vector_store_id},
-    )
-    return int(value or 0)
+async def stored_count(conn: Connection, vector_store_id: str) -> int:
+    return await stored.stored_count(conn, vector_store_id)
 
 
 def idf(df: int, size: int) -> float:
@@ -167,7 +149,7 @@ class HybridChunkIndex(ABC):
     @abstractmethod
     async def keyword(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         text: str,
         file_ids: set[str] | None,
@@ -178,7 +160,7 @@ class HybridChunkIndex(ABC):
     @abstractmethod
     async def dense(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         vectors: Vectors,
         file_ids: set[str] | None,
@@ -188,12 +170,12 @@ class HybridChunkIndex(ABC):
 
     @abstractmethod
     async def term_hits(
-        self, conn: AsyncConnection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
     ) -> dict[int, set[str]]:
         """Which of ``terms`` (keys of ``KeywordResult.weights``) each chunk holds."""
 
     async def _held(
-        self, conn: AsyncConnection, store: str, result: KeywordResult, ids: Sequence[int]
+        self, conn: Connection, store: str, result: KeywordResult, ids: Sequence[int]
     ) -> dict[int, set[str]]:
         """``term_hits`` for the terms ``result`` does not already list the holders of."""
         unknown = sorted(result.present - set(result.holders))
@@ -205,7 +187,7 @@ class HybridChunkIndex(ABC):
 
     @abstractmethod
     async def similarities(
-        self, conn: AsyncConnection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
     ) -> dict[int, Vectors]:
         """Each chunk's inner product with every query vector (one value per row)."""
 
@@ -218,7 +200,7 @@ class HybridChunkIndex(ABC):
 
     async def add(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         vector_store_id: str,
         file_id: str,
@@ -227,69 +209,38 @@ class HybridChunkIndex(ABC):
     ) -> None:
         check_input(chunks, vectors)
         # A retried ingestion replaces what an earlier attempt left.
-        removed = await self._delete_rows(conn, vector_store_id, file_id)
-        if chunks:
-            await conn.execute(
-                sa.insert(chunks_table),
-                [
-                    {
-                        "vector_store_id": vector_store_id,
-                        "file_id": file_id,
-                        "seq": chunk.seq,
-                        "text": chunk.text,
-                        "token_count": chunk.token_count,
-                        "embedding": value,
-                    }
-                    for chunk, value in zip(chunks, self._column_values(vectors), strict=True)
-                ],
-            )
+        removed = await stored.remove(conn, vector_store_id, file_id)
+        await stored.add(
+            conn,
+            vector_store_id,
+            file_id,
+            [
+                stored.NewChunk(chunk.seq, chunk.text, chunk.token_count, value)
+                for chunk, value in zip(chunks, self._column_values(vectors), strict=True)
+            ],
+        )
         await bump(conn, vector_store_id, len(chunks) - removed)
 
     async def delete(
-        self, conn: AsyncConnection, *, vector_store_id: str, file_id: str | None = None
+        self, conn: Connection, *, vector_store_id: str, file_id: str | None = None
     ) -> int:
-        removed = await self._delete_rows(conn, vector_store_id, file_id)
+        removed = await stored.remove(conn, vector_store_id, file_id)
         if file_id is None:
-            await conn.execute(
-                sa.text("DELETE FROM chunk_generations WHERE vector_store_id = :id"),
-                {"id": vector_store_id},
-            )
+            await stored.forget(conn, vector_store_id)
             self._forget(vector_store_id)
         elif removed:
             await bump(conn, vector_store_id, -removed)
         return removed
 
-    async def _delete_rows(
-        self, conn: AsyncConnection, vector_store_id: str, file_id: str | None
-    ) -> int:
-        statement = sa.delete(chunks_table).where(chunks_table.c.vector_store_id == vector_store_id)
-        if file_id is not None:
-            statement = statement.where(chunks_table.c.file_id == file_id)
-        result = await conn.execute(statement)
-        return int(result.rowcount)
-
-    async def fetch(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    async def fetch(self, conn: Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
         """The rows of these chunks (those that still exist)."""
-        if not ids:
-            return {}
-        table = chunks_table
-        result = await conn.execute(
-            sa.select(
-                table.c.id, table.c.vector_store_id, table.c.file_id, table.c.seq, table.c.text
-            ).where(table.c.id.in_(list(ids)))
-        )
-        return {
-            int(row.id): ChunkRow(
-                int(row.id), row.vector_store_id, row.file_id, int(row.seq), row.text
-            )
-            for row in result
-        }
+        return await stored.fetch(conn, ids)
 
-    async def search(self, conn: AsyncConnection, query: SearchQuery) -> list[SearchHit]:
+    async def search(self, conn: Connection, query: SearchQuery) -> list[SearchHit]:
         return await self.search_mode(conn, query, "rrf" if query.ranker == "none" else "hybrid")
 
     async def search_mode(
-        self, conn: AsyncConnection, query: SearchQuery, mode: Mode
+        self, conn: Connection, query: SearchQuery, mode: Mode
     ) -> list[SearchHit]:
         """Search in one of the modes (the benchmark compares them)."""
         if query.limit <= 0 or not query.texts:
@@ -321,7 +272,7 @@ class HybridChunkIndex(ABC):
 
     async def _candidates(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         query: SearchQuery,
         stores: list[tuple[str, set[str] | None]],
         mode: Mode,
@@ -348,7 +299,7 @@ class HybridChunkIndex(ABC):
         return found
 
     async def _rescore(
-        self, conn: AsyncConnection, query: SearchQuery, found: _Found
+        self, conn: Connection, query: SearchQuery, found: _Found
     ) -> list[tuple[int, float]]:
         """Every candidate's relevance: a blend of its cosine with the query and the share
         of the query's weighted terms it holds, best over the query strings."""

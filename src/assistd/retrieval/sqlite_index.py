@@ -14,15 +14,12 @@ search's transaction sees, even when a load races a write that has not committed
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.retrieval.index import Vectors
 from assistd.retrieval.search import (
@@ -34,21 +31,9 @@ from assistd.retrieval.search import (
     pack,
     query_terms,
 )
-from assistd.store.tables import chunk_generations
-from assistd.store.tables import chunks as chunks_table
-
-_ROWIDS = sa.text("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH :match LIMIT :cap")
-_HELD = sa.text(
-    "SELECT j.value FROM json_each(:ids) AS j CROSS JOIN chunks_fts "
-    "WHERE chunks_fts.rowid = j.value AND chunks_fts MATCH :match"
-)
-_KEYWORD = sa.text(
-    "SELECT c.id, -bm25(chunks_fts, 1.0, 0.0) AS score "
-    "FROM chunks_fts JOIN chunks AS c ON c.id = chunks_fts.rowid "
-    "WHERE chunks_fts MATCH :match "
-    "AND (:files IS NULL OR c.file_id IN (SELECT value FROM json_each(:files))) "
-    "ORDER BY bm25(chunks_fts, 1.0, 0.0) LIMIT :limit"
-)
+from assistd.store import chunk_index_sqlite as fts
+from assistd.store import chunks as stored
+from assistd.store.database import Connection
 
 
 @dataclass
@@ -58,20 +43,6 @@ class _Matrix:
     file_codes: npt.NDArray[np.int32]
     files: list[str]
     vectors: Vectors
-
-
-def fts_query(vector_store_id: str, terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression: any of ``terms`` (from ``query_terms``), within one store.
-
-    Each term is a quoted string, so nothing the user typed is read as FTS5 syntax; a
-    quoted "XK-4471" is the phrase of its tokens, which is how the text was indexed.
-    """
-    phrases = " OR ".join(_phrase(term) for term in terms)
-    return f'vector_store_id : "{vector_store_id}" AND text : ({phrases})'
-
-
-def _phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
 
 
 class SqliteChunkIndex(HybridChunkIndex):
@@ -91,7 +62,7 @@ class SqliteChunkIndex(HybridChunkIndex):
 
     async def keyword(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         text: str,
         file_ids: set[str] | None,
@@ -104,8 +75,7 @@ class SqliteChunkIndex(HybridChunkIndex):
         # list answers term_hits without asking again.
         holders: dict[str, frozenset[int]] = {}
         for term in terms:
-            params = {"match": fts_query(vector_store_id, [term]), "cap": DF_CAP}
-            holders[term] = frozenset(int(row[0]) for row in await conn.execute(_ROWIDS, params))
+            holders[term] = await fts.holders(conn, vector_store_id, term, DF_CAP)
         present = [term for term in terms if holders[term]]
         if not present:
             return KeywordResult([], {})
@@ -115,33 +85,23 @@ class SqliteChunkIndex(HybridChunkIndex):
         # the search; the rare terms find the chunks worth ranking.
         selective = [term for term in present if len(holders[term]) < DF_CAP]
         selective = selective or sorted(present, key=lambda term: len(holders[term]))[:2]
-        files = None if file_ids is None else json.dumps(sorted(file_ids))
-        match = fts_query(vector_store_id, selective)
-        result = await conn.execute(_KEYWORD, {"match": match, "files": files, "limit": limit})
+        ranked = await fts.keyword_ranked(conn, vector_store_id, selective, file_ids, limit)
         # The common terms left out of the ranking are left out of the relevance too.
         counted = [term for term in terms if term in selective or not holders[term]]
         return KeywordResult(
-            [(int(row.id), float(row.score)) for row in result],
+            ranked,
             {term: idf(len(holders[term]), size) for term in counted},
             frozenset(selective),
             {term: found for term, found in holders.items() if 0 < len(found) < DF_CAP},
         )
 
     async def term_hits(
-        self, conn: AsyncConnection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, terms: Sequence[str], ids: Sequence[int]
     ) -> dict[int, set[str]]:
-        held: dict[int, set[str]] = {}
-        chosen = json.dumps(sorted(ids))
-        for term in terms:
-            # Each chosen chunk looked up in the term's doclist (CROSS JOIN keeps the chosen
-            # ids outermost); the store is implied by the ids.
-            params = {"match": f"text : ({_phrase(term)})", "ids": chosen}
-            for row in await conn.execute(_HELD, params):
-                held.setdefault(int(row[0]), set()).add(term)
-        return held
+        return await fts.term_hits(conn, terms, ids)
 
     async def similarities(
-        self, conn: AsyncConnection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
+        self, conn: Connection, vector_store_id: str, vectors: Vectors, ids: Sequence[int]
     ) -> dict[int, Vectors]:
         matrix = await self._matrix(conn, vector_store_id)
         wanted = np.asarray(ids, dtype=np.int64)
@@ -155,7 +115,7 @@ class SqliteChunkIndex(HybridChunkIndex):
 
     async def dense(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         vector_store_id: str,
         vectors: Vectors,
         file_ids: set[str] | None,
@@ -171,15 +131,10 @@ class SqliteChunkIndex(HybridChunkIndex):
             )
         return await asyncio.to_thread(_nearest, matrix, vectors, file_ids, limit)
 
-    async def _generation(self, conn: AsyncConnection, vector_store_id: str) -> int:
-        value = await conn.scalar(
-            sa.select(chunk_generations.c.generation).where(
-                chunk_generations.c.vector_store_id == vector_store_id
-            )
-        )
-        return int(value or 0)
+    async def _generation(self, conn: Connection, vector_store_id: str) -> int:
+        return await stored.generation(conn, vector_store_id)
 
-    async def _matrix(self, conn: AsyncConnection, vector_store_id: str) -> _Matrix:
+    async def _matrix(self, conn: Connection, vector_store_id: str) -> _Matrix:
         generation = await self._generation(conn, vector_store_id)
         cached = self._matrices.get(vector_store_id)
         if cached is not None and cached.generation == generation:
@@ -206,14 +161,8 @@ class SqliteChunkIndex(HybridChunkIndex):
             if store != keep:
                 total -= self._matrices.pop(store).vectors.nbytes
 
-    async def _load(self, conn: AsyncConnection, vector_store_id: str, generation: int) -> _Matrix:
-        table = chunks_table
-        result = await conn.execute(
-            sa.select(table.c.id, table.c.file_id, table.c.embedding)
-            .where(table.c.vector_store_id == vector_store_id)
-            .order_by(table.c.id)
-        )
-        rows: list[tuple[int, str, bytes]] = [tuple(row) for row in result]
+    async def _load(self, conn: Connection, vector_store_id: str, generation: int) -> _Matrix:
+        rows = await fts.embeddings(conn, vector_store_id)
         return await asyncio.to_thread(_build, generation, rows)
 
 

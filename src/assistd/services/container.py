@@ -16,12 +16,12 @@ from assistd.events.memory import MemoryEventBus
 from assistd.executor.builtin import BuiltinTool, BuiltinTools
 from assistd.executor.code_interpreter import CodeInterpreterTool
 from assistd.executor.file_search import FileSearchTool
-from assistd.executor.ingestion import IngestionConfig, IngestionWorker
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.worker import Worker, new_worker_id
 from assistd.queue.inprocess import InProcessRunQueue
 from assistd.retrieval.factory import build_chunk_index
 from assistd.retrieval.index import ChunkIndex
+from assistd.retrieval.ingestion import IngestionConfig, IngestionWorker
 from assistd.sandbox import bubblewrap
 from assistd.sandbox.bubblewrap import BubblewrapSandbox
 from assistd.services.assistants import AssistantService

@@ -3,12 +3,8 @@ parsed content; batches create, read, cancel and list their files."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from assistd import clock, ids
+from assistd import clock
 from assistd.errors import InvalidRequestError, NotFoundError, not_found
-from assistd.executor.ingestion import IngestionWorker
 from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.vector_stores import (
     CreateFileBatchRequest,
@@ -21,13 +17,14 @@ from assistd.protocol.vector_stores import (
 )
 from assistd.retrieval.chunking import resolve_chunking_strategy
 from assistd.retrieval.index import ChunkIndex
+from assistd.retrieval.ingestion import IngestionWorker
 from assistd.services.listing import list_response
 from assistd.services.references import require_files
 from assistd.services.vector_stores import FileEntry, attach_files, require_store
-from assistd.store import repos
-from assistd.store import vector_stores as rows
-from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store import file_batches, vector_store_files, vector_stores
+from assistd.store.database import Connection, Database
+from assistd.store.records import FileBatch, VectorStoreFile
+from assistd.store.repository import PageQuery
 
 
 def file_not_found(vector_store_id: str, file_id: str) -> NotFoundError:
@@ -79,12 +76,12 @@ class VectorStoreFileService:
 
     async def _attach(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         project: str,
         vector_store_id: str,
         entries: list[tuple[str, FileEntry]],
         batch_id: str | None = None,
-    ) -> list[Row]:
+    ) -> list[VectorStoreFile]:
         await require_store(conn, project, vector_store_id)
         await require_files(conn, project, [(param, entry.file_id) for param, entry in entries])
         return await attach_files(
@@ -109,58 +106,49 @@ class VectorStoreFileService:
         async with self.db.write() as conn:
             added = await self._attach(conn, project, vector_store_id, [("file_id", entry)])
         self.ingestion.wake()
-        return rows.file_to_wire(added[0])
+        return vector_stores.file_to_wire(added[0])
 
-    async def _get_row(
-        self,
-        conn: AsyncConnection,
-        project: str,
-        vector_store_id: str,
-        file_id: str,
-        *,
-        with_text: bool = False,
-    ) -> Row:
+    async def _get_file(
+        self, conn: Connection, project: str, vector_store_id: str, file_id: str
+    ) -> VectorStoreFile:
         await require_store(conn, project, vector_store_id)
-        row = await rows.get_file(conn, project, vector_store_id, file_id, with_text=with_text)
-        if row is None:
+        found = await vector_store_files.get(conn, project, vector_store_id, file_id)
+        if found is None:
             raise file_not_found(vector_store_id, file_id)
-        return row
+        return found
 
     async def get(self, project: str, vector_store_id: str, file_id: str) -> VectorStoreFileObject:
         async with self.db.read() as conn:
-            return rows.file_to_wire(await self._get_row(conn, project, vector_store_id, file_id))
+            found = await self._get_file(conn, project, vector_store_id, file_id)
+        return vector_stores.file_to_wire(found)
 
-    async def update(
+    async def modify(
         self,
         project: str,
         vector_store_id: str,
         file_id: str,
         request: UpdateVectorStoreFileRequest,
     ) -> VectorStoreFileObject:
+        """Replace the file's attributes (``POST .../files/{file_id}``)."""
         attributes = dict(request.attributes or {})
         async with self.db.write() as conn:
-            row = await self._get_row(conn, project, vector_store_id, file_id)
-            await conn.execute(
-                sa.update(rows.files)
-                .where(rows.file_key(vector_store_id, file_id))
-                .values(attributes=attributes)
-            )
-        return rows.file_to_wire({**row, "attributes": attributes})
+            found = await self._get_file(conn, project, vector_store_id, file_id)
+            await vector_store_files.set_attributes(conn, vector_store_id, file_id, attributes)
+        return vector_stores.file_to_wire(found.but(attributes=attributes))
 
     async def list(
         self, project: str, vector_store_id: str, query: PageQuery, status: str | None = None
     ) -> ListResponse[VectorStoreFileObject]:
-        where = [rows.files.c.status == status] if status is not None else []
         async with self.db.read() as conn:
             await require_store(conn, project, vector_store_id)
-            page = await rows.page_files(conn, vector_store_id, where, query)
-        return list_response(page, rows.file_to_wire)
+            page = await vector_store_files.list_page(conn, vector_store_id, query, status=status)
+        return list_response(page, vector_stores.file_to_wire)
 
     async def delete(self, project: str, vector_store_id: str, file_id: str) -> DeletedResponse:
         async with self.db.write() as conn:
-            await self._get_row(conn, project, vector_store_id, file_id)
+            await self._get_file(conn, project, vector_store_id, file_id)
             # The row before its chunks: see IngestionWorker._complete for why the order.
-            await conn.execute(sa.delete(rows.files).where(rows.file_key(vector_store_id, file_id)))
+            await vector_store_files.remove(conn, vector_store_id, file_id)
             if self.chunk_index is not None:
                 await self.chunk_index.delete(
                     conn, vector_store_id=vector_store_id, file_id=file_id
@@ -172,45 +160,38 @@ class VectorStoreFileService:
         self, project: str, vector_store_id: str, file_id: str
     ) -> VectorStoreFileContentPage:
         async with self.db.read() as conn:
-            row = await self._get_row(conn, project, vector_store_id, file_id, with_text=True)
+            await require_store(conn, project, vector_store_id)
+            found = await vector_store_files.get_with_text(conn, project, vector_store_id, file_id)
+        if found is None:
+            raise file_not_found(vector_store_id, file_id)
         # Until the file is parsed (or when it could not be) there is no content to page.
-        text = row["parsed_text"]
+        _, text = found
         return VectorStoreFileContentPage(data=[FileContentPart(text=text)] if text else [])
 
     # ---- batches ------------------------------------------------------------------------
 
-    async def _batch_row(
-        self, conn: AsyncConnection, project: str, vector_store_id: str, batch_id: str
-    ) -> Row:
+    async def _get_batch(
+        self, conn: Connection, project: str, vector_store_id: str, batch_id: str
+    ) -> FileBatch:
         await require_store(conn, project, vector_store_id)
-        row = await repos.file_batches.get(
-            conn, project, batch_id, repos.file_batches.table.c.vector_store_id == vector_store_id
-        )
-        if row is None:
+        batch = await file_batches.get_in_store(conn, project, vector_store_id, batch_id)
+        if batch is None:
             raise not_found("vector store file batch", batch_id)
-        return row
+        return batch
 
-    async def _batch_object(self, conn: AsyncConnection, row: Row) -> VectorStoreFileBatchObject:
-        tallies = await rows.tally(conn, rows.files.c.batch_id, [row["id"]])
-        return rows.batch_to_wire(row, tallies[row["id"]])
+    async def _batch_object(self, conn: Connection, batch: FileBatch) -> VectorStoreFileBatchObject:
+        tallies = await vector_stores.tally_batches(conn, [batch.id])
+        return vector_stores.batch_to_wire(batch, tallies[batch.id])
 
     async def create_batch(
         self, project: str, vector_store_id: str, request: CreateFileBatchRequest
     ) -> VectorStoreFileBatchObject:
         entries = _batch_entries(request)
-        batch_id = ids.new_id("file_batch")
+        batch = file_batches.new_batch(project, vector_store_id, now=clock.now())
         async with self.db.write() as conn:
-            row: Row = {
-                "id": batch_id,
-                "sort_key": ids.sort_key_of(batch_id, "file_batch"),
-                "project": project,
-                "created_at": clock.now(),
-                "vector_store_id": vector_store_id,
-                "status": "in_progress",
-            }
-            await self._attach(conn, project, vector_store_id, entries, batch_id)
-            await repos.file_batches.insert(conn, row)
-            made = await self._batch_object(conn, row)
+            await self._attach(conn, project, vector_store_id, entries, batch.id)
+            await file_batches.create(conn, batch)
+            made = await self._batch_object(conn, batch)
         self.ingestion.wake()
         return made
 
@@ -218,32 +199,25 @@ class VectorStoreFileService:
         self, project: str, vector_store_id: str, batch_id: str
     ) -> VectorStoreFileBatchObject:
         async with self.db.read() as conn:
-            row = await self._batch_row(conn, project, vector_store_id, batch_id)
-            return await self._batch_object(conn, row)
+            batch = await self._get_batch(conn, project, vector_store_id, batch_id)
+            return await self._batch_object(conn, batch)
 
     async def cancel_batch(
         self, project: str, vector_store_id: str, batch_id: str
     ) -> VectorStoreFileBatchObject:
-        t = rows.files
         async with self.db.write() as conn:
-            row = await self._batch_row(conn, project, vector_store_id, batch_id)
-            current = await self._batch_object(conn, row)
+            batch = await self._get_batch(conn, project, vector_store_id, batch_id)
+            current = await self._batch_object(conn, batch)
             if current.status != "in_progress":
                 raise InvalidRequestError(
                     f"Cannot cancel vector store file batch with status '{current.status}'.",
                     code="invalid_value",
                 )
-            await repos.file_batches.update(conn, project, batch_id, {"status": "cancelled"})
+            await file_batches.set_status(conn, project, batch_id, "cancelled")
             # A file still in progress has no chunks yet (they are written in the same
             # transaction that completes it), so cancelling it is only a status change.
-            result = await conn.execute(
-                sa.update(t)
-                .where(t.c.batch_id == batch_id, t.c.status == "in_progress")
-                .values(status="cancelled", worker_id=None, lease_until=None)
-                .returning(t.c.vector_store_id, t.c.file_id)
-            )
-            stopped = [(r[0], r[1]) for r in result]
-            made = await self._batch_object(conn, {**row, "status": "cancelled"})
+            stopped = await vector_store_files.cancel_batch(conn, batch_id)
+            made = await self._batch_object(conn, batch.but(status="cancelled"))
         self.ingestion.abandon(stopped)
         return made
 
@@ -255,10 +229,9 @@ class VectorStoreFileService:
         query: PageQuery,
         status: str | None = None,
     ) -> ListResponse[VectorStoreFileObject]:
-        where = [rows.files.c.batch_id == batch_id]
-        if status is not None:
-            where.append(rows.files.c.status == status)
         async with self.db.read() as conn:
-            await self._batch_row(conn, project, vector_store_id, batch_id)
-            page = await rows.page_files(conn, vector_store_id, where, query)
-        return list_response(page, rows.file_to_wire)
+            await self._get_batch(conn, project, vector_store_id, batch_id)
+            page = await vector_store_files.list_page(
+                conn, vector_store_id, query, status=status, batch_id=batch_id
+            )
+        return list_response(page, vector_stores.file_to_wire)

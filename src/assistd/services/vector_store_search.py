@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd.embeddings.base import EmbedderError, EmbedderRegistry
 from assistd.errors import APIError, InvalidRequestError, RateLimitError
-from assistd.executor.ingestion import EMBEDDING_MODEL
 from assistd.protocol.vector_store_search import (
     MAX_QUERIES,
     SearchResultContent,
@@ -29,9 +25,10 @@ from assistd.protocol.vector_store_search import (
 )
 from assistd.retrieval.filters import Filter, matches, parse_filter
 from assistd.retrieval.index import ChunkIndex, SearchHit, SearchQuery, Vectors
+from assistd.retrieval.ingestion import EMBEDDING_MODEL
 from assistd.services.vector_stores import require_store
-from assistd.store.database import Database
-from assistd.store.tables import files, vector_store_files
+from assistd.store import vector_store_files
+from assistd.store.database import Connection, Database
 
 logger = logging.getLogger(__name__)
 
@@ -144,38 +141,18 @@ def _queries(value: str | list[str]) -> list[str]:
     return queries
 
 
-async def _allowed(conn: AsyncConnection, vector_store_id: str, node: Filter) -> set[str]:
-    t = vector_store_files
-    result = await conn.execute(
-        sa.select(t.c.file_id, t.c.attributes).where(
-            t.c.vector_store_id == vector_store_id, t.c.status == "completed"
-        )
-    )
-    return {row.file_id for row in result if matches(node, row.attributes)}
+async def _allowed(conn: Connection, vector_store_id: str, node: Filter) -> set[str]:
+    completed = await vector_store_files.completed_attributes(conn, vector_store_id)
+    return {file_id for file_id, attributes in completed if matches(node, attributes)}
 
 
 async def _describe(
-    conn: AsyncConnection, project: str, vector_store_id: str, hits: list[SearchHit]
+    conn: Connection, project: str, vector_store_id: str, hits: list[SearchHit]
 ) -> tuple[dict[str, str], dict[str, dict[str, str | bool | int | float] | None]]:
     """Filenames and attributes of the files the hits came from."""
     ids = sorted({hit.file_id for hit in hits})
     if not ids:
         return {}, {}
-    names = {
-        row.id: row.filename
-        for row in await conn.execute(
-            sa.select(files.c.id, files.c.filename).where(
-                files.c.project == project, files.c.id.in_(ids)
-            )
-        )
-    }
-    t = vector_store_files
-    attributes = {
-        row.file_id: row.attributes
-        for row in await conn.execute(
-            sa.select(t.c.file_id, t.c.attributes).where(
-                t.c.vector_store_id == vector_store_id, t.c.file_id.in_(ids)
-            )
-        )
-    }
+    names = await vector_store_files.filenames(conn, project, ids)
+    attributes = await vector_store_files.attributes_of(conn, vector_store_id, ids)
     return names, attributes

@@ -1,6 +1,6 @@
 """Vector stores: create (with files), read, modify, list, delete; attaching files.
 
-Ingestion happens in the background (``assistd.executor.ingestion``): attaching a file only
+Ingestion happens in the background (``assistd.retrieval.ingestion``): attaching a file only
 writes its row ``in_progress`` and wakes the worker once the transaction has committed.
 """
 
@@ -10,12 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock
 from assistd.errors import not_found
-from assistd.executor.ingestion import FileKey, IngestionWorker
 from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.vector_stores import (
     CreateVectorStoreRequest,
@@ -24,12 +20,14 @@ from assistd.protocol.vector_stores import (
 )
 from assistd.retrieval.chunking import resolve_chunking_strategy
 from assistd.retrieval.index import ChunkIndex
+from assistd.retrieval.ingestion import IngestionWorker
 from assistd.services.listing import list_response
 from assistd.services.references import require_files
-from assistd.store import repos
-from assistd.store import vector_stores as rows
-from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store import vector_store_files, vector_stores
+from assistd.store.database import Connection, Database
+from assistd.store.records import VectorStore, VectorStoreFile
+from assistd.store.repository import PageQuery
+from assistd.store.vector_store_files import FileKey
 
 
 @dataclass(frozen=True)
@@ -41,23 +39,23 @@ class FileEntry:
     attributes: dict[str, Any]
 
 
-async def require_store(conn: AsyncConnection, project: str, vector_store_id: str) -> Row:
-    row = await repos.vector_stores.get(conn, project, vector_store_id)
-    if row is None:
+async def require_store(conn: Connection, project: str, vector_store_id: str) -> VectorStore:
+    store = await vector_stores.get_for_project(conn, project, vector_store_id)
+    if store is None:
         raise not_found("vector store", vector_store_id)
-    return row
+    return store
 
 
 async def attach_files(
-    conn: AsyncConnection,
+    conn: Connection,
     project: str,
     vector_store_id: str,
     entries: Sequence[FileEntry],
     *,
     chunk_index: ChunkIndex | None,
     batch_id: str | None = None,
-) -> list[Row]:
-    """Insert ``entries`` (files already checked) in progress and return the new rows.
+) -> list[VectorStoreFile]:
+    """Attach ``entries`` (files already checked) in progress and return them.
 
     Attaching a file the store already has starts it over with the new settings: the old
     row and its chunks go in this same transaction, so no search sees both. A worker still
@@ -69,18 +67,14 @@ async def attach_files(
         # The SDK's upload_and_poll can list one file twice; the first mention counts.
         first.setdefault(entry.file_id, entry)
     unique = list(first.values())
-    file_ids = [entry.file_id for entry in unique]
-    t = rows.files
-    replaced = await conn.execute(
-        sa.delete(t)
-        .where(t.c.vector_store_id == vector_store_id, t.c.file_id.in_(file_ids))
-        .returning(t.c.file_id)
+    replaced = await vector_store_files.remove_from_store(
+        conn, vector_store_id, [entry.file_id for entry in unique]
     )
     if chunk_index is not None:
-        for (file_id,) in replaced:
+        for file_id in replaced:
             await chunk_index.delete(conn, vector_store_id=vector_store_id, file_id=file_id)
-    new_rows: list[Row] = [
-        rows.new_file_row(
+    attached = [
+        vector_store_files.new_file(
             project,
             vector_store_id,
             entry.file_id,
@@ -91,25 +85,16 @@ async def attach_files(
         )
         for entry in unique
     ]
-    if new_rows:
-        await conn.execute(sa.insert(t), new_rows)
-    await rows.touch(conn, [vector_store_id], now)
-    return new_rows
+    await vector_store_files.add_many(conn, attached)
+    await vector_stores.touch(conn, [vector_store_id], now)
+    return attached
 
 
 async def detach_files(
-    conn: AsyncConnection, file_ids: Sequence[str], chunk_index: ChunkIndex | None
+    conn: Connection, file_ids: Sequence[str], chunk_index: ChunkIndex | None
 ) -> list[FileKey]:
     """Remove deleted files from every store they were in (rows first, then chunks)."""
-    if not file_ids:
-        return []
-    t = rows.files
-    result = await conn.execute(
-        sa.delete(t)
-        .where(t.c.file_id.in_(list(file_ids)))
-        .returning(t.c.vector_store_id, t.c.file_id)
-    )
-    gone: list[FileKey] = [(r[0], r[1]) for r in result]
+    gone = await vector_store_files.remove_everywhere(conn, file_ids)
     if chunk_index is not None:
         for vector_store_id, file_id in gone:
             await chunk_index.delete(conn, vector_store_id=vector_store_id, file_id=file_id)
@@ -117,11 +102,11 @@ async def detach_files(
 
 
 async def store_objects(
-    conn: AsyncConnection, store_rows: Sequence[Row]
+    conn: Connection, stores: Sequence[VectorStore]
 ) -> dict[str, VectorStoreObject]:
-    tallies = await rows.tally(conn, rows.files.c.vector_store_id, [r["id"] for r in store_rows])
+    tallies = await vector_stores.tally_stores(conn, [s.id for s in stores])
     now = clock.now()
-    return {r["id"]: rows.store_to_wire(r, tallies[r["id"]], now) for r in store_rows}
+    return {s.id: vector_stores.store_to_wire(s, tallies[s.id], now) for s in stores}
 
 
 class VectorStoreService:
@@ -141,7 +126,7 @@ class VectorStoreService:
             await require_files(
                 conn, project, [(f"file_ids[{i}]", f) for i, f in enumerate(file_ids)]
             )
-            row = rows.new_store_row(
+            store = vector_stores.new_store(
                 project,
                 name=request.name,
                 description=request.description,
@@ -149,24 +134,24 @@ class VectorStoreService:
                 expires_after=expires_after,
                 now=clock.now(),
             )
-            await repos.vector_stores.insert(conn, row)
+            await vector_stores.create(conn, store)
             entries = [FileEntry(f, strategy, {}) for f in file_ids]
-            await attach_files(conn, project, row["id"], entries, chunk_index=self.chunk_index)
-            made = await store_objects(conn, [row])
+            await attach_files(conn, project, store.id, entries, chunk_index=self.chunk_index)
+            made = await store_objects(conn, [store])
         if file_ids:
             self.ingestion.wake()
-        return made[row["id"]]
+        return made[store.id]
 
     async def get(self, project: str, vector_store_id: str) -> VectorStoreObject:
         async with self.db.read() as conn:
-            row = await require_store(conn, project, vector_store_id)
-            return (await store_objects(conn, [row]))[vector_store_id]
+            store = await require_store(conn, project, vector_store_id)
+            return (await store_objects(conn, [store]))[vector_store_id]
 
     async def modify(
         self, project: str, vector_store_id: str, request: ModifyVectorStoreRequest
     ) -> VectorStoreObject:
         async with self.db.write() as conn:
-            row = await require_store(conn, project, vector_store_id)
+            store = await require_store(conn, project, vector_store_id)
             changes: dict[str, Any] = {}
             if request.name is not None:
                 changes["name"] = request.name
@@ -175,34 +160,22 @@ class VectorStoreService:
             if "expires_after" in request.model_fields_set:
                 policy = request.expires_after.model_dump() if request.expires_after else None
                 changes["expires_after"] = policy
-                changes["expires_at"] = rows.expiry(policy, row["last_active_at"])
-            await repos.vector_stores.update(conn, project, vector_store_id, changes)
-            updated = {**row, **changes}
-            return (await store_objects(conn, [updated]))[vector_store_id]
+                changes["expires_at"] = vector_stores.expiry(policy, store.last_active_at)
+            await vector_stores.patch(conn, project, vector_store_id, **changes)
+            return (await store_objects(conn, [store.but(**changes)]))[vector_store_id]
 
     async def list(self, project: str, query: PageQuery) -> ListResponse[VectorStoreObject]:
         async with self.db.read() as conn:
-            page = await repos.vector_stores.page(
-                conn, [repos.vector_stores.table.c.project == project], query
-            )
+            page = await vector_stores.list_page(conn, project, query)
             made = await store_objects(conn, page.rows)
-        return list_response(page, lambda r: made[r["id"]])
+        return list_response(page, lambda s: made[s.id])
 
     async def delete(self, project: str, vector_store_id: str) -> DeletedResponse:
-        t = rows.files
         async with self.db.write() as conn:
             await require_store(conn, project, vector_store_id)
-            # Rows before chunks (see IngestionWorker._complete), children before the store:
-            # correct even where the database does not enforce cascades.
-            result = await conn.execute(
-                sa.delete(t).where(t.c.vector_store_id == vector_store_id).returning(t.c.file_id)
-            )
-            gone = [(vector_store_id, r[0]) for r in result]
-            await conn.execute(
-                sa.delete(rows.batches).where(rows.batches.c.vector_store_id == vector_store_id)
-            )
-            await repos.vector_stores.delete(conn, project, vector_store_id)
+            # Rows before chunks (see IngestionWorker._complete).
+            file_ids = await vector_stores.delete(conn, project, vector_store_id)
             if self.chunk_index is not None:
                 await self.chunk_index.delete(conn, vector_store_id=vector_store_id)
-        self.ingestion.abandon(gone)
+        self.ingestion.abandon([(vector_store_id, file_id) for file_id in file_ids])
         return DeletedResponse(id=vector_store_id, object="vector_store.deleted")

@@ -1,7 +1,8 @@
-"""Rows of vector stores, their files and file batches: counts, paging, wire objects.
+"""Vector stores: their rows, what their files add up to, and their wire objects.
 
 Shared by the services (the endpoints) and the executor (ingestion, file search), hence
-here, below both.
+here, below both. A store's files are in ``store.vector_store_files``, its batches in
+``store.file_batches``.
 
 ``file_counts``, ``usage_bytes`` and the statuses of stores and batches are computed from
 the file rows when read, never stored: a count kept beside the rows would drift the first
@@ -18,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
-from assistd.errors import InvalidRequestError
 from assistd.protocol.vector_stores import (
     FileCounts,
     FileStatus,
@@ -26,18 +26,19 @@ from assistd.protocol.vector_stores import (
     VectorStoreFileObject,
     VectorStoreObject,
 )
-from assistd.store import tables
-from assistd.store.records import VectorStore
-from assistd.store.repository import Page, PageQuery, Row
+from assistd.store import file_batches, tables
+from assistd.store import vector_store_files as attached
+from assistd.store.database import Connection
+from assistd.store.records import FileBatch, VectorStore, VectorStoreFile
+from assistd.store.repository import Page, PageQuery, RecordRepository, Row
 
 SECONDS_PER_DAY = 86_400
 
 stores = tables.vector_stores
-files = tables.vector_store_files
-batches = tables.vector_store_file_batches
+files = attached.files
+batches = file_batches.batches
 
-# Every column but the parsed text, which only /content reads (one file at a time).
-FILE_COLUMNS = tuple(c for c in files.c if c.name != "parsed_text")
+_repo = RecordRepository(stores, "vector_store", VectorStore)
 
 
 @dataclass
@@ -74,6 +75,14 @@ async def tally(
     return result
 
 
+async def tally_stores(conn: Connection, vector_store_ids: Iterable[str]) -> dict[str, Tally]:
+    return await tally(conn, files.c.vector_store_id, vector_store_ids)
+
+
+async def tally_batches(conn: Connection, batch_ids: Iterable[str]) -> dict[str, Tally]:
+    return await tally(conn, files.c.batch_id, batch_ids)
+
+
 def expiry(expires_after: Mapping[str, Any] | None, last_active_at: int | None) -> int | None:
     """``expires_at`` for a policy anchored at ``last_active_at`` (the only anchor there is)."""
     if not expires_after or last_active_at is None:
@@ -81,12 +90,13 @@ def expiry(expires_after: Mapping[str, Any] | None, last_active_at: int | None) 
     return last_active_at + int(expires_after["days"]) * SECONDS_PER_DAY
 
 
-def is_expired(row: Row, now: int) -> bool:
-    return row["expires_at"] is not None and row["expires_at"] <= now
+def is_expired(store: VectorStore | Row, now: int) -> bool:
+    expires_at = store.expires_at if isinstance(store, VectorStore) else store["expires_at"]
+    return expires_at is not None and expires_at <= now
 
 
-def store_to_wire(row: Row, tallied: Tally, now: int) -> VectorStoreObject:
-    if is_expired(row, now):
+def store_to_wire(store: VectorStore, tallied: Tally, now: int) -> VectorStoreObject:
+    if is_expired(store, now):
         status = "expired"
     elif tallied.counts.in_progress:
         status = "in_progress"
@@ -94,40 +104,40 @@ def store_to_wire(row: Row, tallied: Tally, now: int) -> VectorStoreObject:
         status = "completed"
     return VectorStoreObject.model_validate(
         {
-            "id": row["id"],
-            "created_at": row["created_at"],
+            "id": store.id,
+            "created_at": store.created_at,
             # The SDK types the name as a required string: an unnamed store has "".
-            "name": row["name"] or "",
+            "name": store.name or "",
             "usage_bytes": tallied.usage_bytes,
             "file_counts": tallied.counts,
             "status": status,
-            "expires_after": row["expires_after"],
-            "expires_at": row["expires_at"],
-            "last_active_at": row["last_active_at"],
-            "metadata": row["metadata"],
+            "expires_after": store.expires_after,
+            "expires_at": store.expires_at,
+            "last_active_at": store.last_active_at,
+            "metadata": store.metadata,
         }
     )
 
 
-def file_to_wire(row: Row) -> VectorStoreFileObject:
+def file_to_wire(item: VectorStoreFile) -> VectorStoreFileObject:
     return VectorStoreFileObject.model_validate(
         {
-            "id": row["file_id"],
-            "usage_bytes": row["usage_bytes"],
-            "created_at": row["created_at"],
-            "vector_store_id": row["vector_store_id"],
-            "status": row["status"],
-            "last_error": row["last_error"],
-            "chunking_strategy": row["chunking_strategy"],
-            "attributes": row["attributes"],
+            "id": item.file_id,
+            "usage_bytes": item.usage_bytes,
+            "created_at": item.created_at,
+            "vector_store_id": item.vector_store_id,
+            "status": item.status,
+            "last_error": item.last_error,
+            "chunking_strategy": item.chunking_strategy,
+            "attributes": item.attributes,
         }
     )
 
 
-def batch_status(row: Row, counts: FileCounts) -> FileStatus:
+def batch_status(batch: FileBatch, counts: FileCounts) -> FileStatus:
     """A batch is cancelled once cancelled, in progress while any file is, otherwise
     completed, unless every file failed (a batch with some failures still completed)."""
-    if row["status"] == "cancelled":
+    if batch.status == "cancelled":
         return "cancelled"
     if counts.in_progress:
         return "in_progress"
@@ -136,13 +146,41 @@ def batch_status(row: Row, counts: FileCounts) -> FileStatus:
     return "completed"
 
 
-def batch_to_wire(row: Row, tallied: Tally) -> VectorStoreFileBatchObject:
+def batch_to_wire(batch: FileBatch, tallied: Tally) -> VectorStoreFileBatchObject:
     return VectorStoreFileBatchObject(
-        id=row["id"],
-        created_at=row["created_at"],
-        vector_store_id=row["vector_store_id"],
-        status=batch_status(row, tallied.counts),
+        id=batch.id,
+        created_at=batch.created_at,
+        vector_store_id=batch.vector_store_id,
+        status=batch_status(batch, tallied.counts),
         file_counts=tallied.counts,
+    )
+
+
+def new_store(
+    project: str,
+    *,
+    name: str | None,
+    description: str | None,
+    metadata: Mapping[str, str] | None,
+    expires_after: Mapping[str, Any] | None,
+    now: int,
+) -> VectorStore:
+    store_id = ids.new_id("vector_store")
+    sort_key = ids.sort_key_of(store_id, "vector_store")
+    assert sort_key is not None  # a fresh id always carries its key
+    policy = dict(expires_after) if expires_after else None
+    return VectorStore(
+        id=store_id,
+        sort_key=sort_key,
+        project=project,
+        created_at=now,
+        name=name,
+        description=description,
+        metadata=dict(metadata or {}),
+        expires_after=policy,
+        # Creation is the first activity: the expiry clock starts now.
+        last_active_at=now,
+        expires_at=expiry(policy, now),
     )
 
 
@@ -155,21 +193,15 @@ def new_store_row(
     expires_after: Mapping[str, Any] | None,
     now: int,
 ) -> dict[str, Any]:
-    store_id = ids.new_id("vector_store")
-    policy = dict(expires_after) if expires_after else None
-    return {
-        "id": store_id,
-        "sort_key": ids.sort_key_of(store_id, "vector_store"),
-        "project": project,
-        "created_at": now,
-        "name": name,
-        "description": description,
-        "metadata": dict(metadata or {}),
-        "expires_after": policy,
-        # Creation is the first activity: the expiry clock starts now.
-        "last_active_at": now,
-        "expires_at": expiry(policy, now),
-    }
+    # TRANSITION: the row form of ``new_store``, for callers not yet on records.
+    return new_store(
+        project,
+        name=name,
+        description=description,
+        metadata=metadata,
+        expires_after=expires_after,
+        now=now,
+    ).values()
 
 
 def new_file_row(
@@ -182,104 +214,55 @@ def new_file_row(
     batch_id: str | None,
     now: int,
 ) -> dict[str, Any]:
-    """A file attached to a store, waiting for ingestion (no lease: any worker may take it)."""
-    return {
-        "vector_store_id": vector_store_id,
-        "file_id": file_id,
-        # Attach order, from the same clock as ids, so files attached in one second still
-        # list in the order they were attached.
-        "sort_key": ids.next_sort_key(),
-        "project": project,
-        "created_at": now,
-        "batch_id": batch_id,
-        "status": "in_progress",
-        "last_error": None,
-        "usage_bytes": 0,
-        "chunking_strategy": dict(chunking_strategy),
-        "attributes": dict(attributes or {}),
-        "parsed_text": None,
-        "worker_id": None,
-        "lease_until": None,
-        "attempts": 0,
-    }
+    # TRANSITION: the row form of ``vector_store_files.new_file``, for callers not yet on
+    # records.
+    return attached.new_file(
+        project,
+        vector_store_id,
+        file_id,
+        chunking_strategy=chunking_strategy,
+        attributes=attributes,
+        batch_id=batch_id,
+        now=now,
+    ).values() | {"parsed_text": None}
 
 
-def file_key(vector_store_id: str, file_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(files.c.vector_store_id == vector_store_id, files.c.file_id == file_id)
+async def create(conn: Connection, store: VectorStore) -> None:
+    await _repo.add(conn, store)
 
 
-async def get_file(
-    conn: AsyncConnection,
-    project: str,
-    vector_store_id: str,
-    file_id: str,
-    *,
-    with_text: bool = False,
-) -> Row | None:
-    columns = files.c if with_text else FILE_COLUMNS
-    query = sa.select(*columns).where(
-        file_key(vector_store_id, file_id), files.c.project == project
-    )
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row is not None else None
+async def get_for_project(
+    conn: Connection, project: str, vector_store_id: str
+) -> VectorStore | None:
+    return await _repo.get(conn, project, vector_store_id)
 
 
-async def _cursor(
-    conn: AsyncConnection, vector_store_id: str, cursor: str, param: str
-) -> tuple[int, str]:
-    query = sa.select(files.c.sort_key).where(file_key(vector_store_id, cursor))
-    key = (await conn.execute(query)).scalar()
-    if key is not None:
-        return int(key), cursor
-    # The file left the store since that page: its upload key is older than any attach
-    # key it had, which keeps paging deterministic rather than failing a client mid-walk.
-    uploaded = ids.sort_key_of(cursor, "file")
-    if uploaded is None:
-        raise InvalidRequestError(
-            f"Invalid '{param}': '{cursor}' is not a valid file id.",
-            param=param,
-            code="invalid_value",
-        )
-    return uploaded, cursor
+async def get_many(
+    conn: Connection, project: str, vector_store_ids: Sequence[str]
+) -> dict[str, VectorStore]:
+    """The project's stores among ``vector_store_ids``, by id."""
+    return await _repo.get_many(conn, project, vector_store_ids)
 
 
-async def page_files(
-    conn: AsyncConnection,
-    vector_store_id: str,
-    where: Sequence[sa.ColumnElement[bool]],
-    query: PageQuery,
-) -> Page[Row]:
-    """One page of a store's files in attach order (see ``Repository.page`` for cursors)."""
-    position = sa.tuple_(files.c.sort_key, files.c.file_id)
-    ascending = query.order == "asc"
-    conditions = [files.c.vector_store_id == vector_store_id, *where]
-    if query.after is not None:
-        bound = sa.tuple_(
-            *(sa.literal(v) for v in await _cursor(conn, vector_store_id, query.after, "after"))
-        )
-        conditions.append(position > bound if ascending else position < bound)
-    if query.before is not None:
-        bound = sa.tuple_(
-            *(sa.literal(v) for v in await _cursor(conn, vector_store_id, query.before, "before"))
-        )
-        conditions.append(position < bound if ascending else position > bound)
-    backwards = query.before is not None and query.after is None
-    walk_ascending = ascending != backwards
-    ordering = (
-        (files.c.sort_key.asc(), files.c.file_id.asc())
-        if walk_ascending
-        else (files.c.sort_key.desc(), files.c.file_id.desc())
-    )
-    statement = (
-        sa.select(*FILE_COLUMNS).where(*conditions).order_by(*ordering).limit(query.limit + 1)
-    )
-    rows: list[Row] = [dict(r) for r in (await conn.execute(statement)).mappings()]
-    has_more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    if backwards:
-        rows.reverse()
-    # Pages are read by the generic list envelope, which takes the public id from "id".
-    return Page(rows=[{**row, "id": row["file_id"]} for row in rows], has_more=has_more)
+async def list_page(conn: Connection, project: str, query: PageQuery) -> Page[VectorStore]:
+    return await _repo.page(conn, [stores.c.project == project], query)
+
+
+async def patch(conn: Connection, project: str, vector_store_id: str, **changes: Any) -> bool:
+    """Write ``changes`` to the store; False when it does not exist (in ``project``)."""
+    return await _repo.patch(conn, project, vector_store_id, **changes)
+
+
+async def delete(conn: Connection, project: str, vector_store_id: str) -> list[str]:
+    """Remove a store with its files and batches; the ids of the files it held.
+
+    Children before the store: correct even where the database does not enforce cascades.
+    The store's chunks are the caller's to remove (through its ``ChunkIndex``), after this.
+    """
+    gone = await attached.remove_from_store(conn, vector_store_id)
+    await file_batches.remove_all(conn, vector_store_id)
+    await _repo.remove(conn, project, vector_store_id)
+    return gone
 
 
 async def touch(conn: AsyncConnection, vector_store_ids: Iterable[str], now: int) -> None:

@@ -64,7 +64,7 @@ async def update_vector_store_file(
     file_id: str,
     body: Annotated[UpdateVectorStoreFileRequest, Depends(json_body(UpdateVectorStoreFileRequest))],
 ) -> VectorStoreFileObject:
-    return await svc.vector_store_files.update(project, vector_store_id, file_id, body)
+    return await svc.vector_store_files.modify(project, vector_store_id, file_id, body)
 
 
 @router.delete("/files/{file_id}")

@@ -5,7 +5,8 @@ with no lease, and any worker may take it. A worker claims a file with one condi
 update of ``worker_id`` and ``lease_until`` (two workers never both win), renews the lease
 while it works, and ends with one write transaction that stores the chunks and marks the
 file ``completed`` only if the row is still in progress *and still its own*: a file that
-was deleted, cancelled or attached again meanwhile is never resurrected.
+was deleted, cancelled or attached again meanwhile is never resurrected. The statements
+are ``store.ingestion_queue``'s; when and how often to run them is decided here.
 
 After a restart, SQLite (one process) takes every unfinished file again at start-up; on
 PostgreSQL a file whose lease lapsed goes to whichever worker polls first. A file taken
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
 from assistd.embeddings.base import EmbedderError, EmbedderRegistry, Vectors
 from assistd.errors import APIError
@@ -39,11 +39,10 @@ from assistd.retrieval.chunking import (
 )
 from assistd.retrieval.index import ChunkIndex, ChunkInput
 from assistd.retrieval.parsers import ParseError, parse_document
-from assistd.store import tables
+from assistd.store import ingestion_queue as queue
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
-from assistd.store.repository import Row
-from assistd.store.vector_stores import FILE_COLUMNS, file_key
+from assistd.store.vector_store_files import FileKey
 
 logger = logging.getLogger("assistd.ingestion")
 
@@ -54,10 +53,6 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # does not hold the embedder for long between other files' batches.
 EMBED_BATCH = 64
 MAX_ATTEMPTS = 3
-
-FileKey = tuple[str, str]  # (vector_store_id, file_id)
-
-files = tables.vector_store_files
 
 
 @dataclass(frozen=True)
@@ -135,11 +130,7 @@ class IngestionWorker:
         """Start the loops; ``recover_all`` (single-process stores) frees every lease first."""
         if recover_all:
             async with self.db.write() as conn:
-                await conn.execute(
-                    sa.update(files)
-                    .where(files.c.status == "in_progress", files.c.lease_until.is_not(None))
-                    .values(worker_id=None, lease_until=None)
-                )
+                await queue.free_all(conn)
         self._loops = [
             asyncio.create_task(self._dispatch(), name="assistd-ingest-dispatch"),
             asyncio.create_task(self._maintain(), name="assistd-ingest-leases"),
@@ -160,11 +151,7 @@ class IngestionWorker:
     async def _release(self) -> None:
         # Handing files back at a clean stop is not the files' fault: the attempt is undone.
         async with self.db.write() as conn:
-            await conn.execute(
-                sa.update(files)
-                .where(files.c.worker_id == self.worker_id, files.c.status == "in_progress")
-                .values(worker_id=None, lease_until=None, attempts=files.c.attempts - 1)
-            )
+            await queue.release(conn, self.worker_id)
 
     # ---- scheduling ---------------------------------------------------------------------
 
@@ -201,48 +188,24 @@ class IngestionWorker:
 
     async def _claim(self, limit: int) -> list[tuple[FileKey, int]]:
         now = time.time()
-        lapsed = sa.or_(files.c.lease_until.is_(None), files.c.lease_until < now)
-        claimed: list[tuple[FileKey, int]] = []
         async with self.db.write() as conn:
-            await conn.execute(
-                sa.update(files)
-                .where(files.c.status == "in_progress", lapsed, files.c.attempts >= MAX_ATTEMPTS)
-                .values(
-                    status="failed",
-                    last_error={
-                        "code": "server_error",
-                        "message": "The file could not be processed: the server stopped "
-                        f"while processing it {MAX_ATTEMPTS} times.",
-                    },
-                    worker_id=None,
-                    lease_until=None,
-                )
+            await queue.fail_exhausted(
+                conn,
+                now=now,
+                max_attempts=MAX_ATTEMPTS,
+                error={
+                    "code": "server_error",
+                    "message": "The file could not be processed: the server stopped "
+                    f"while processing it {MAX_ATTEMPTS} times.",
+                },
             )
-            candidates = await conn.execute(
-                sa.select(files.c.vector_store_id, files.c.file_id, files.c.sort_key)
-                .where(files.c.status == "in_progress", lapsed)
-                .order_by(files.c.sort_key)
-                .limit(limit)
+            return await queue.claim_next(
+                conn,
+                self.worker_id,
+                limit=limit,
+                now=now,
+                lease_until=now + self.config.lease_seconds,
             )
-            for vector_store_id, file_id, generation in candidates.all():
-                # Conditional: on PostgreSQL another process may have taken it since.
-                result = await conn.execute(
-                    sa.update(files)
-                    .where(
-                        file_key(vector_store_id, file_id),
-                        files.c.sort_key == generation,
-                        files.c.status == "in_progress",
-                        lapsed,
-                    )
-                    .values(
-                        worker_id=self.worker_id,
-                        lease_until=now + self.config.lease_seconds,
-                        attempts=files.c.attempts + 1,
-                    )
-                )
-                if result.rowcount:
-                    claimed.append(((vector_store_id, file_id), int(generation)))
-        return claimed
 
     async def _maintain(self) -> None:
         interval = max(1.0, self.config.lease_seconds / 3)
@@ -257,21 +220,10 @@ class IngestionWorker:
         owned = list(self.tasks)
         if not owned:
             return
-        mine = sa.and_(
-            files.c.worker_id == self.worker_id,
-            files.c.status == "in_progress",
-            sa.tuple_(files.c.vector_store_id, files.c.file_id).in_(owned),
-        )
         async with self.db.write() as conn:
-            await conn.execute(
-                sa.update(files)
-                .where(mine)
-                .values(lease_until=time.time() + self.config.lease_seconds)
+            still = await queue.renew_leases(
+                conn, self.worker_id, owned, time.time() + self.config.lease_seconds
             )
-            result = await conn.execute(
-                sa.select(files.c.vector_store_id, files.c.file_id, files.c.sort_key).where(mine)
-            )
-            still = {((r[0], r[1]), r[2]) for r in result}
         # Gone, cancelled, attached again or taken over by another process: stop spending
         # work on it.
         self.abandon(key for key in owned if (key, self.claimed.get(key)) not in still)
@@ -297,42 +249,19 @@ class IngestionWorker:
     async def _settle(self, key: FileKey, generation: int, code: str, message: str) -> None:
         try:
             async with self.db.write() as conn:
-                await conn.execute(
-                    sa.update(files)
-                    .where(self._mine(key, generation))
-                    .values(
-                        status="failed",
-                        last_error={"code": code, "message": message},
-                        worker_id=None,
-                        lease_until=None,
-                    )
+                await queue.fail(
+                    conn, key, generation, self.worker_id, {"code": code, "message": message}
                 )
         except Exception:
             logger.exception("could not record the failure of file %s; it will be retried", key[1])
 
-    def _mine(self, key: FileKey, generation: int) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            file_key(*key),
-            files.c.sort_key == generation,
-            files.c.status == "in_progress",
-            files.c.worker_id == self.worker_id,
-        )
-
     async def _ingest(self, key: FileKey, generation: int) -> None:
         file_id = key[1]
         async with self.db.read() as conn:
-            query = sa.select(*FILE_COLUMNS).where(self._mine(key, generation))
-            found = (await conn.execute(query)).mappings().first()
-            if found is None:
+            attached = await queue.get_claimed(conn, key, generation, self.worker_id)
+            if attached is None:
                 return
-            row: Row = dict(found)
-            upload = (
-                await conn.execute(
-                    sa.select(tables.files.c.filename, tables.files.c.content_type).where(
-                        tables.files.c.id == file_id, tables.files.c.project == row["project"]
-                    )
-                )
-            ).first()
+            upload = await queue.upload_of(conn, attached)
         if upload is None:
             raise IngestionFailed("invalid_file", f"The file '{file_id}' was deleted.")
         data = await self._read(file_id)
@@ -342,7 +271,7 @@ class IngestionWorker:
                 data,
                 upload.filename,
                 upload.content_type,
-                row["chunking_strategy"],
+                attached.chunking_strategy,
             )
         except ParseError as exc:
             raise IngestionFailed(exc.code, exc.message) from None
@@ -393,20 +322,16 @@ class IngestionWorker:
         async with self.db.write() as conn:
             # The status update comes first: it locks the row, so a delete racing this
             # commit either ran before (nothing matches) or waits and then sees the chunks.
-            result = await conn.execute(
-                sa.update(files)
-                .where(self._mine(key, generation))
-                .values(
-                    status="completed",
-                    usage_bytes=len(text.encode("utf-8")),
-                    parsed_text=text,
-                    last_error=None,
-                    worker_id=None,
-                    lease_until=None,
-                )
+            finished = await queue.finish(
+                conn,
+                key,
+                generation,
+                self.worker_id,
+                parsed_text=text,
+                usage_bytes=len(text.encode("utf-8")),
             )
             # No index is only a Services built without one: the file is parsed, not findable.
-            if not result.rowcount or self.chunk_index is None:
+            if not finished or self.chunk_index is None:
                 return
             # Chunks of an earlier attach of the same file, if any, are replaced.
             await self.chunk_index.delete(conn, vector_store_id=vector_store_id, file_id=file_id)
