@@ -1,15 +1,76 @@
-"""The ``RunQueue`` interface: put a run id, take the next one."""
+"""The ``RunQueue`` interface: which runs wait for a worker, and which worker holds each.
+
+A queued run is *held* by one queue consumer (a worker process) from the transaction that
+queued it until the worker acks it, and the hold is a lease: while the run is held the
+implementation keeps the lease fresh; once it lapses (the process died) ``recover`` in any
+process takes the run over. Leases are the implementation's alone: the in-process queue
+keeps them in the runs table, a Redis Streams queue would keep them as a consumer group's
+pending entries (claimed with XAUTOCLAIM after the lease). Services only ``reserve`` and
+``put``; the worker does the rest.
+
+Delivery is at least once: a run id may come out of ``get`` more than once, so workers
+claim a run with a compare-and-set of its status, and every ``get`` is answered by one
+``ack`` or ``release``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Set
+from dataclasses import dataclass
 from typing import Protocol
+
+from assistd.protocol.runs import RunStatus
+from assistd.store.database import Connection
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """A run ``recover`` found whose holder is gone, for the worker to end: it was
+    ``in_progress`` (its execution was cut off) or ``cancelling``."""
+
+    run_id: str
+    status: RunStatus
 
 
 class RunQueue(Protocol):
+    async def reserve(self, conn: Connection, run_id: str) -> None:
+        """Hold ``run_id`` for this consumer, in the transaction that makes it ``queued``
+        (created, or resumed with tool outputs), so that no recovery takes it before
+        ``put``; if that transaction rolls back, nothing is held."""
+        ...
+
     async def put(self, run_id: str) -> None:
-        """Make ``run_id`` available to a worker (at least once; workers claim by CAS)."""
+        """Once the transaction that called ``reserve`` has committed: make ``run_id``
+        available to a worker."""
         ...
 
     async def get(self) -> str:
-        """Wait for the next run id."""
+        """Wait for the next run id; it stays held by this consumer until ``ack`` or
+        ``release``."""
+        ...
+
+    async def ack(self, run_id: str) -> None:
+        """The worker is done with one ``get`` of ``run_id``: the run ended, waits for tool
+        outputs (``requires_action``), or was no longer queued when it was claimed."""
+        ...
+
+    async def release(self, run_id: str) -> None:
+        """Stop holding one ``get`` of ``run_id`` without finishing it (its execution
+        crashed): the lease is left to lapse, and recovery takes the run."""
+        ...
+
+    async def renew(self) -> None:
+        """Keep the leases of the held runs fresh; called periodically, well within the
+        lease."""
+        ...
+
+    async def recover(self, *, ignore_leases: bool = False) -> list[Abandoned]:
+        """Take over the runs whose holder is gone (lease lapsed; with ``ignore_leases``
+        every unfinished run this consumer does not hold). Queued ones are held and put
+        again on this queue; the others are returned, for the worker to end."""
+        ...
+
+    @property
+    def held(self) -> Set[str]:
+        """The run ids this consumer holds now (reserved and put, not yet acked)."""
         ...

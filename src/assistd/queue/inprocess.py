@@ -1,16 +1,91 @@
-"""In-process run queue (an asyncio queue); runs survive restarts through the store."""
+"""In-process run queue: an asyncio queue, with leases in the runs table.
+
+A run this process queues is leased to it in the same transaction (``reserve``), then put
+on the asyncio queue once committed; the lease is renewed while the run is held, in one
+write for all of them. Nothing else survives the process: after a restart (or in another
+process) ``recover`` finds the runs whose lease lapsed, through the store.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Set
+
+from assistd.queue.base import Abandoned
+from assistd.store import runs
+from assistd.store.database import Connection, Database
+
+logger = logging.getLogger("assistd.queue")
 
 
 class InProcessRunQueue:
-    def __init__(self) -> None:
+    def __init__(self, db: Database, *, worker_id: str, lease_seconds: float) -> None:
+        self.db = db
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # Puts not yet acked, per run: a run resumed with tool outputs can be put again
+        # before the worker acked the execution that parked it, and must stay held.
+        self._held: Counter[str] = Counter()
+
+    @property
+    def held(self) -> Set[str]:
+        return frozenset(self._held)
+
+    def _deadline(self) -> float:
+        return time.time() + self.lease_seconds
+
+    async def reserve(self, conn: Connection, run_id: str) -> None:
+        await runs.lease_queued(conn, run_id, worker_id=self.worker_id, until=self._deadline())
 
     async def put(self, run_id: str) -> None:
+        self._held[run_id] += 1
         self._queue.put_nowait(run_id)
 
     async def get(self) -> str:
         return await self._queue.get()
+
+    async def ack(self, run_id: str) -> None:
+        self._drop(run_id)
+
+    async def release(self, run_id: str) -> None:
+        # The lease is in the store and simply no longer renewed.
+        self._drop(run_id)
+
+    def _drop(self, run_id: str) -> None:
+        self._held[run_id] -= 1
+        if self._held[run_id] <= 0:
+            del self._held[run_id]
+
+    async def renew(self) -> None:
+        if not self._held:
+            return
+        async with self.db.write() as conn:
+            await runs.renew_leases(
+                conn, list(self._held), worker_id=self.worker_id, until=self._deadline()
+            )
+
+    async def recover(self, *, ignore_leases: bool = False) -> list[Abandoned]:
+        async with self.db.read() as conn:
+            stale = await runs.with_lapsed_lease(conn, now=None if ignore_leases else time.time())
+        abandoned: list[Abandoned] = []
+        for run in stale:
+            if run.id in self._held:
+                continue
+            if run.status == "queued":
+                await self._adopt(run.id)
+            else:
+                abandoned.append(Abandoned(run.id, run.status))
+        return abandoned
+
+    async def _adopt(self, run_id: str) -> None:
+        async with self.db.write() as conn:
+            leased = await runs.lease_queued(
+                conn, run_id, worker_id=self.worker_id, until=self._deadline()
+            )
+        if leased:
+            logger.info("resuming queued run %s", run_id)
+            await self.put(run_id)

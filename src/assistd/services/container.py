@@ -106,20 +106,22 @@ class Services:
                 db, blobs, sandbox, max_file_bytes=settings.max_upload_bytes
             )
             tools["code_interpreter"] = code_interpreter
+        worker_id = new_worker_id()
         executor = RunExecutor(
             db,
             bus,
             registry,
             ExecutorConfig(
-                worker_id=new_worker_id(),
+                worker_id=worker_id,
                 lease_seconds=settings.run_lease_seconds,
                 expires_seconds=settings.run_expires_seconds,
             ),
             BuiltinTools(tools),
         )
+        queue = InProcessRunQueue(db, worker_id=worker_id, lease_seconds=settings.run_lease_seconds)
         worker = Worker(
             db,
-            InProcessRunQueue(),
+            queue,
             executor,
             concurrency=settings.worker_concurrency,
             lease_seconds=settings.run_lease_seconds,
@@ -136,10 +138,7 @@ class Services:
                 embedding_model=settings.file_search_embedding_model,
             ),
         )
-        run_settings = RunSettings(
-            expires_seconds=settings.run_expires_seconds,
-            lease_seconds=settings.run_lease_seconds,
-        )
+        run_settings = RunSettings(expires_seconds=settings.run_expires_seconds)
         return cls(
             settings=settings,
             db=db,
@@ -157,7 +156,7 @@ class Services:
             bus=bus,
             registry=registry,
             worker=worker,
-            runs=RunService(db, bus, worker, registry, run_settings),
+            runs=RunService(db, bus, queue, registry, run_settings),
             run_steps=RunStepService(db),
             embedders=embedders,
             embeddings=EmbeddingService(embedders),

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd.errors import InvalidRequestError, not_found
 from assistd.events.base import Event
 from assistd.protocol.common import ListResponse
 from assistd.protocol.runs import FILE_SEARCH_CONTENT, RunStepObject
 from assistd.services.listing import list_response
-from assistd.store import repos, tables
-from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store import run_steps, runs, threads
+from assistd.store.database import Connection, Database
+from assistd.store.records import RunStep
+from assistd.store.repository import PageQuery
 from assistd.store.wire import step_to_wire
 
 
@@ -43,11 +42,11 @@ def without_result_content(details: dict[str, Any]) -> dict[str, Any]:
     return {**details, "tool_calls": calls}
 
 
-def step_view(row: Row, with_content: bool) -> RunStepObject:
+def step_view(step: RunStep, with_content: bool) -> RunStepObject:
     """The step as the client asked for it: result ``content`` only when included."""
-    if with_content or row["type"] != "tool_calls":
-        return step_to_wire(row)
-    return step_to_wire({**row, "step_details": without_result_content(row["step_details"])})
+    if with_content or step.type != "tool_calls":
+        return step_to_wire(step)
+    return step_to_wire(step.but(step_details=without_result_content(step.step_details)))
 
 
 def event_view(event: Event, with_content: bool) -> Event:
@@ -64,14 +63,11 @@ class RunStepService:
         self.db = db
 
     async def _require_run(
-        self, conn: AsyncConnection, project: str, thread_id: str, run_id: str
+        self, conn: Connection, project: str, thread_id: str, run_id: str
     ) -> None:
-        if await repos.threads.get(conn, project, thread_id) is None:
+        if await threads.get_for_project(conn, project, thread_id) is None:
             raise not_found("thread", thread_id)
-        if (
-            await repos.runs.get(conn, project, run_id, tables.runs.c.thread_id == thread_id)
-            is None
-        ):
+        if await runs.get_in_thread(conn, project, thread_id, run_id) is None:
             raise not_found("run", run_id)
 
     async def list(
@@ -83,13 +79,10 @@ class RunStepService:
         include: Sequence[str] = (),
     ) -> ListResponse[RunStepObject]:
         with_content = check_include(include)
-        steps = tables.run_steps
         async with self.db.read() as conn:
             await self._require_run(conn, project, thread_id, run_id)
-            page = await repos.run_steps.page(
-                conn, [steps.c.project == project, steps.c.run_id == run_id], query
-            )
-        return list_response(page, lambda row: step_view(row, with_content))
+            page = await run_steps.list_page(conn, project, run_id, query)
+        return list_response(page, lambda step: step_view(step, with_content))
 
     async def get(
         self, project: str, thread_id: str, run_id: str, step_id: str, include: Sequence[str] = ()
@@ -97,9 +90,7 @@ class RunStepService:
         with_content = check_include(include)
         async with self.db.read() as conn:
             await self._require_run(conn, project, thread_id, run_id)
-            row = await repos.run_steps.get(
-                conn, project, step_id, tables.run_steps.c.run_id == run_id
-            )
-        if row is None:
+            step = await run_steps.get_in_run(conn, project, run_id, step_id)
+        if step is None:
             raise not_found("run step", step_id)
-        return step_view(row, with_content)
+        return step_view(step, with_content)

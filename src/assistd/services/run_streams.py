@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 
-import sqlalchemy as sa
-
 from assistd.events.base import Event, EventBus, Subscription, run_channel
 from assistd.protocol.runs import TERMINAL_STATUSES
 from assistd.services.run_steps import event_view
-from assistd.store import tables
+from assistd.store import runs
 from assistd.store.database import Database
 from assistd.store.wire import run_to_wire
 
@@ -80,13 +78,11 @@ class RunStream:
             await self.close()
 
     async def _final_state(self) -> Event | None:
-        runs = tables.runs
         async with self.db.read() as conn:
-            result = await conn.execute(sa.select(runs).where(runs.c.id == self.run_id))
-            row = result.mappings().first()
-        if row is None:
+            run = await runs.get(conn, self.run_id)
+        if run is None:
             error = {"message": "The run no longer exists.", "type": "invalid_request_error"}
             return Event("error", {"error": {**error, "param": None, "code": None}})
-        if row["status"] not in END_STATUSES:
+        if run.status not in END_STATUSES:
             return None
-        return Event(f"thread.run.{row['status']}", run_to_wire(dict(row)))
+        return Event(f"thread.run.{run.status}", run_to_wire(run))

@@ -11,16 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock, ids
 from assistd.backends.registry import BackendRegistry
 from assistd.errors import InvalidRequestError, NotFoundError, not_found
 from assistd.events.base import Event, EventBus, control_channel
-from assistd.executor.state import Emitter, end_run, lease_deadline, transition
-from assistd.executor.worker import Worker
+from assistd.executor.state import Emitter, end_run, transition
 from assistd.protocol.common import ListResponse, dump_response_format, dump_tools
 from assistd.protocol.runs import (
     CreateRunRequest,
@@ -32,15 +27,17 @@ from assistd.protocol.runs import (
     SubmitToolOutputsRequest,
 )
 from assistd.protocol.threads import CreateThreadRequest
+from assistd.queue.base import RunQueue
 from assistd.services.listing import list_response
 from assistd.services.messages import insert_message
 from assistd.services.run_streams import RunStream
 from assistd.services.thread_lock import active_run, lock_thread
 from assistd.services.threads import create_thread_row
 from assistd.services.threads import to_wire as thread_to_wire
-from assistd.store import repos, tables
-from assistd.store.database import Database
-from assistd.store.repository import PageQuery, Row
+from assistd.store import assistants, run_steps, runs, threads
+from assistd.store.database import Connection, Database
+from assistd.store.records import Run, Thread
+from assistd.store.repository import PageQuery
 from assistd.store.wire import run_to_wire
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
@@ -49,7 +46,6 @@ DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
 @dataclass
 class RunSettings:
     expires_seconds: int
-    lease_seconds: float
     stream_idle_seconds: float = 15.0
 
 
@@ -58,13 +54,13 @@ class RunService:
         self,
         db: Database,
         bus: EventBus,
-        worker: Worker,
+        queue: RunQueue,
         registry: BackendRegistry,
         settings: RunSettings,
     ) -> None:
         self.db = db
         self.bus = bus
-        self.worker = worker
+        self.queue = queue
         self.registry = registry
         self.settings = settings
         self.emit = Emitter(bus)
@@ -81,87 +77,89 @@ class RunService:
                 code="model_not_found",
             ) from None
 
-    async def _new_run_row(
+    async def _new_run(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         project: str,
         run_id: str,
         thread_id: str,
         options: RunOptions,
         additional_instructions: str | None = None,
-    ) -> dict[str, Any]:
-        assistant = await repos.assistants.get(conn, project, options.assistant_id)
+    ) -> Run:
+        assistant = await assistants.get_for_project(conn, project, options.assistant_id)
         if assistant is None:
             raise not_found("assistant", options.assistant_id, param="assistant_id")
         given = options.given()
-        model = options.model or assistant["model"]
+        model = options.model or assistant.model
         self._resolve_model(model)
         instructions = (
-            options.instructions if options.instructions is not None else assistant["instructions"]
+            options.instructions if options.instructions is not None else assistant.instructions
         ) or ""
         if additional_instructions:
             instructions = f"{instructions}\n\n{additional_instructions}".lstrip()
-        tools = dump_tools(options.tools) if options.tools is not None else assistant["tools"]
+        tools = dump_tools(options.tools) if options.tools is not None else assistant.tools
         tool_choice = options.tool_choice if options.tool_choice is not None else "auto"
         _check_tool_choice(tool_choice, tools)
+        sort_key = ids.sort_key_of(run_id, "run")
+        assert sort_key is not None  # a fresh id always carries its key
         now = clock.now()
-        return {
-            "id": run_id,
-            "sort_key": ids.sort_key_of(run_id, "run"),
-            "project": project,
-            "created_at": now,
-            "thread_id": thread_id,
-            "assistant_id": assistant["id"],
-            "status": "queued",
-            "started_at": None,
-            "expires_at": now + self.settings.expires_seconds,
-            "cancelled_at": None,
-            "failed_at": None,
-            "completed_at": None,
-            "required_action": None,
-            "last_error": None,
-            "model": model,
-            "instructions": instructions,
-            "tools": tools,
-            "tool_resources": assistant["tool_resources"] or {},
-            "metadata": options.metadata or {},
-            "temperature": given.get("temperature", assistant["temperature"]),
-            "top_p": given.get("top_p", assistant["top_p"]),
-            "max_completion_tokens": options.max_completion_tokens,
-            "max_prompt_tokens": options.max_prompt_tokens,
-            "truncation_strategy": (
+        return Run(
+            id=run_id,
+            sort_key=sort_key,
+            project=project,
+            created_at=now,
+            thread_id=thread_id,
+            assistant_id=assistant.id,
+            status="queued",
+            started_at=None,
+            expires_at=now + self.settings.expires_seconds,
+            cancelled_at=None,
+            failed_at=None,
+            completed_at=None,
+            required_action=None,
+            last_error=None,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=assistant.tool_resources or {},
+            metadata=options.metadata or {},
+            temperature=given.get("temperature", assistant.temperature),
+            top_p=given.get("top_p", assistant.top_p),
+            max_completion_tokens=options.max_completion_tokens,
+            max_prompt_tokens=options.max_prompt_tokens,
+            truncation_strategy=(
                 options.truncation_strategy.model_dump(mode="json")
                 if options.truncation_strategy is not None
                 else dict(DEFAULT_TRUNCATION)
             ),
-            "incomplete_details": None,
-            "usage": None,
-            "response_format": (
+            incomplete_details=None,
+            usage=None,
+            response_format=(
                 dump_response_format(options.response_format)
                 if options.response_format is not None
-                else assistant["response_format"]
+                else assistant.response_format
             ),
-            "tool_choice": (
+            tool_choice=(
                 tool_choice.model_dump(mode="json", exclude_none=True)
                 if isinstance(tool_choice, NamedToolChoice)
                 else tool_choice
             ),
-            "parallel_tool_calls": (
+            parallel_tool_calls=(
                 options.parallel_tool_calls if options.parallel_tool_calls is not None else True
             ),
-            "reasoning_effort": options.reasoning_effort or assistant["reasoning_effort"],
-            "worker_id": self.worker.worker_id,
-            "lease_until": lease_deadline(self.settings.lease_seconds),
-        }
+            reasoning_effort=options.reasoning_effort or assistant.reasoning_effort,
+            # The worker lease is the queue's (``reserve``).
+            worker_id=None,
+            lease_until=None,
+        )
 
-    async def _insert(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
-        try:
-            async with conn.begin_nested():
-                await repos.runs.insert(conn, row)
-        except IntegrityError:
+    async def _queue_new(self, conn: Connection, run: Run) -> None:
+        """Store the run and hold it on the queue, in the caller's transaction."""
+        if not await runs.create(conn, run):
             # The unique index on active runs caught a concurrent creation.
-            active = await active_run(conn, row["thread_id"])
-            raise _thread_busy(row["thread_id"], active or "another run") from None
+            active = await active_run(conn, run.thread_id)
+            raise _thread_busy(run.thread_id, active or "another run")
+        await self.queue.reserve(conn, run.id)
 
     async def create(
         self, project: str, thread_id: str, request: CreateRunRequest
@@ -173,16 +171,16 @@ class RunService:
             active = await active_run(conn, thread_id)
             if active is not None:
                 raise _thread_busy(thread_id, active)
-            row = await self._new_run_row(
+            run = await self._new_run(
                 conn, project, run_id, thread_id, request, request.additional_instructions
             )
             for i, message in enumerate(request.additional_messages or []):
                 await insert_message(
                     conn, project, thread_id, message, param=f"additional_messages[{i}]"
                 )
-            await self._insert(conn, row)
-        await self.worker.enqueue(run_id)
-        return run_to_wire(row), stream
+            await self._queue_new(conn, run)
+        await self.queue.put(run_id)
+        return run_to_wire(run), stream
 
     async def create_thread_and_run(
         self, project: str, request: CreateThreadAndRunRequest
@@ -194,12 +192,13 @@ class RunService:
                 update={"tool_resources": request.tool_resources}
             )
         async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
-            thread = await create_thread_row(conn, project, thread_request, param="thread")
-            row = await self._new_run_row(conn, project, run_id, thread["id"], request)
-            await self._insert(conn, row)
-        await self.worker.enqueue(run_id)
-        created = Event("thread.created", thread_to_wire(thread))
-        return run_to_wire(row), created, stream
+            thread_row = await create_thread_row(conn, project, thread_request, param="thread")
+            thread = Thread.from_row(thread_row)
+            run = await self._new_run(conn, project, run_id, thread.id, request)
+            await self._queue_new(conn, run)
+        await self.queue.put(run_id)
+        created = Event("thread.created", thread_to_wire(thread_row))
+        return run_to_wire(run), created, stream
 
     @asynccontextmanager
     async def _stream(self, run_id: str, wanted: bool | None) -> AsyncIterator[RunStream | None]:
@@ -219,46 +218,40 @@ class RunService:
 
     # ---- reading ----------------------------------------------------------------------
 
-    async def _get_row(
-        self, conn: AsyncConnection, project: str, thread_id: str, run_id: str
-    ) -> Row:
-        if await repos.threads.get(conn, project, thread_id) is None:
+    async def _get_run(self, conn: Connection, project: str, thread_id: str, run_id: str) -> Run:
+        if await threads.get_for_project(conn, project, thread_id) is None:
             raise not_found("thread", thread_id)
-        row = await repos.runs.get(conn, project, run_id, tables.runs.c.thread_id == thread_id)
-        if row is None:
+        run = await runs.get_in_thread(conn, project, thread_id, run_id)
+        if run is None:
             raise not_found("run", run_id)
-        return row
+        return run
 
     async def get(self, project: str, thread_id: str, run_id: str) -> RunObject:
         async with self.db.read() as conn:
-            return run_to_wire(await self._get_row(conn, project, thread_id, run_id))
+            return run_to_wire(await self._get_run(conn, project, thread_id, run_id))
 
     async def list(self, project: str, thread_id: str, query: PageQuery) -> ListResponse[RunObject]:
-        runs = tables.runs
         async with self.db.read() as conn:
-            if await repos.threads.get(conn, project, thread_id) is None:
+            if await threads.get_for_project(conn, project, thread_id) is None:
                 raise not_found("thread", thread_id)
-            page = await repos.runs.page(
-                conn, [runs.c.project == project, runs.c.thread_id == thread_id], query
-            )
+            page = await runs.list_page(conn, project, thread_id, query)
         return list_response(page, run_to_wire)
 
     async def modify(
         self, project: str, thread_id: str, run_id: str, request: ModifyRunRequest
     ) -> RunObject:
         async with self.db.write() as conn:
-            row = await self._get_row(conn, project, thread_id, run_id)
-            changes = request.given()
-            await repos.runs.update(conn, project, run_id, changes)
-        return run_to_wire({**row, **changes})
+            run = await self._get_run(conn, project, thread_id, run_id)
+            run = await runs.patch(conn, run, **request.given())
+        return run_to_wire(run)
 
     # ---- control ----------------------------------------------------------------------
 
     async def cancel(self, project: str, thread_id: str, run_id: str) -> RunObject:
         async with self.db.write() as conn:
-            row = await self._get_row(conn, project, thread_id, run_id)
-            if row["status"] == "cancelling":
-                return run_to_wire(row)
+            run = await self._get_run(conn, project, thread_id, run_id)
+            if run.status == "cancelling":
+                return run_to_wire(run)
             # The status read above may be stale (a worker can claim a queued run meanwhile,
             # on PostgreSQL): compare-and-set per source status to know who ends the run.
             changes = await transition(
@@ -269,7 +262,7 @@ class RunService:
                 changes = await transition(conn, run_id, "cancelling", only_from=("in_progress",))
             if changes is None:
                 raise InvalidRequestError(
-                    f"Cannot cancel run with status '{row['status']}'.", param=None
+                    f"Cannot cancel run with status '{run.status}'.", param=None
                 )
         await self.emit.changes(changes)
         if executing:
@@ -286,24 +279,16 @@ class RunService:
         async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
             # Lock first, then read: a concurrent submission is checked against the run
             # as the first one left it.
-            await conn.execute(
-                sa.select(tables.runs.c.id).where(tables.runs.c.id == run_id).with_for_update()
-            )
-            row = await self._get_row(conn, project, thread_id, run_id)
-            outputs = _match_outputs(row, request)
-            await _store_outputs(conn, row, outputs)
-            changes = await transition(
-                conn,
-                run_id,
-                "queued",
-                required_action=None,
-                worker_id=self.worker.worker_id,
-                lease_until=lease_deadline(self.settings.lease_seconds),
-            )
+            await runs.lock(conn, run_id)
+            run = await self._get_run(conn, project, thread_id, run_id)
+            outputs = _match_outputs(run, request)
+            await _store_outputs(conn, run, outputs)
+            changes = await transition(conn, run_id, "queued", required_action=None)
             if changes is None:
-                raise _no_outputs_expected(row["status"])
+                raise _no_outputs_expected(run.status)
+            await self.queue.reserve(conn, run_id)
         await self.emit.run(changes.run)
-        await self.worker.enqueue(run_id)
+        await self.queue.put(run_id)
         return run_to_wire(changes.run), stream
 
 
@@ -341,10 +326,11 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
         )
 
 
-def _match_outputs(row: Row, request: SubmitToolOutputsRequest) -> dict[str, str]:
-    if row["status"] != "requires_action":
-        raise _no_outputs_expected(row["status"])
-    expected = [c["id"] for c in row["required_action"]["submit_tool_outputs"]["tool_calls"]]
+def _match_outputs(run: Run, request: SubmitToolOutputsRequest) -> dict[str, str]:
+    if run.status != "requires_action":
+        raise _no_outputs_expected(run.status)
+    assert run.required_action is not None  # set whenever the run requires action
+    expected = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]
     outputs: dict[str, str] = {}
     for i, item in enumerate(request.tool_outputs):
         if not item.tool_call_id:
@@ -378,23 +364,11 @@ def _match_outputs(row: Row, request: SubmitToolOutputsRequest) -> dict[str, str
     return outputs
 
 
-async def _store_outputs(conn: AsyncConnection, run: Row, outputs: dict[str, str]) -> None:
-    steps = tables.run_steps
-    result = await conn.execute(
-        sa.select(steps).where(
-            steps.c.run_id == run["id"],
-            steps.c.type == "tool_calls",
-            steps.c.status == "in_progress",
-        )
-    )
-    for step in result.mappings():
-        details = dict(step["step_details"])
+async def _store_outputs(conn: Connection, run: Run, outputs: dict[str, str]) -> None:
+    for step in await run_steps.awaiting_outputs(conn, run.id):
         calls = []
-        for call in details["tool_calls"]:
+        for call in step.step_details["tool_calls"]:
             if call["id"] in outputs:
                 call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
             calls.append(call)
-        details["tool_calls"] = calls
-        await conn.execute(
-            sa.update(steps).where(steps.c.id == step["id"]).values(step_details=details)
-        )
+        await run_steps.set_details(conn, step, {**step.step_details, "tool_calls": calls})

@@ -1,3 +1,121 @@
 """Runs: the queries services and the executor use, returning typed records."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from assistd.protocol.runs import ACTIVE_STATUSES
+from assistd.store import tables
+from assistd.store.database import Connection
+from assistd.store.records import Run
+from assistd.store.repository import Page, PageQuery, RecordRepository
+
+_repo = RecordRepository(tables.runs, "run", Run)
+
+# --- used by services/ (runs, run steps, streams, the thread lock)
+
+
+async def create(conn: Connection, run: Run) -> bool:
+    """Store a new run; False, with nothing stored, when the database refuses it: the
+    unique index on active runs caught a concurrent creation on the same thread."""
+    try:
+        async with conn.begin_nested():
+            await _repo.add(conn, run)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def get(conn: Connection, run_id: str) -> Run | None:
+    """The run ``run_id`` in any project (for code that already holds the id)."""
+    runs = tables.runs
+    result = await conn.execute(sa.select(runs).where(runs.c.id == run_id))
+    row = result.mappings().first()
+    return Run.from_row(dict(row)) if row is not None else None
+
+
+async def get_in_thread(conn: Connection, project: str, thread_id: str, run_id: str) -> Run | None:
+    return await _repo.get(conn, project, run_id, tables.runs.c.thread_id == thread_id)
+
+
+async def list_page(conn: Connection, project: str, thread_id: str, query: PageQuery) -> Page[Run]:
+    runs = tables.runs
+    return await _repo.page(conn, [runs.c.project == project, runs.c.thread_id == thread_id], query)
+
+
+async def patch(conn: Connection, run: Run, **changes: Any) -> Run:
+    """Write ``changes`` (column → value) to ``run``; returns it as it now is."""
+    await _repo.patch(conn, run.project, run.id, **changes)
+    return run.but(**changes)
+
+
+async def lock(conn: Connection, run_id: str) -> None:
+    """Lock the run's row for this transaction (a no-op on SQLite, whose writers are
+    serialised anyway), so concurrent writers of the run queue behind this one."""
+    runs = tables.runs
+    await conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+
+
+async def active_in_thread(conn: Connection, thread_id: str) -> str | None:
+    """The id of the thread's active run, if it has one."""
+    runs = tables.runs
+    found = await conn.scalar(
+        sa.select(runs.c.id).where(
+            runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    return str(found) if found is not None else None
+
+
+async def overdue_for_outputs(conn: Connection, now: int) -> list[str]:
+    """Ids of runs that waited in ``requires_action`` until their ``expires_at``."""
+    runs = tables.runs
+    result = await conn.execute(
+        sa.select(runs.c.id).where(runs.c.status == "requires_action", runs.c.expires_at <= now)
+    )
+    return [str(r[0]) for r in result]
+
+
+# --- used by the queue implementation (queue/inprocess.py): the worker lease
+
+
+async def lease_queued(conn: Connection, run_id: str, *, worker_id: str, until: float) -> bool:
+    """Lease the run to ``worker_id`` until ``until`` if it is queued; False when not."""
+    runs = tables.runs
+    result = await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.status == "queued")
+        .values(worker_id=worker_id, lease_until=until)
+    )
+    return bool(result.rowcount)
+
+
+async def renew_leases(
+    conn: Connection, run_ids: Sequence[str], *, worker_id: str, until: float
+) -> None:
+    """Extend the leases of ``run_ids`` that are still queued or executing."""
+    if not run_ids:
+        return
+    runs = tables.runs
+    await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id.in_(list(run_ids)), runs.c.status.in_(("queued", "in_progress")))
+        .values(worker_id=worker_id, lease_until=until)
+    )
+
+
+async def with_lapsed_lease(conn: Connection, *, now: float | None) -> list[Run]:
+    """Runs some worker should hold (queued, in progress or cancelling) whose lease is
+    missing or lapsed before ``now``; with ``now=None`` every such run, leased or not."""
+    runs = tables.runs
+    conditions: list[sa.ColumnElement[bool]] = [
+        runs.c.status.in_(("queued", "in_progress", "cancelling"))
+    ]
+    if now is not None:
+        conditions.append(sa.or_(runs.c.lease_until.is_(None), runs.c.lease_until < now))
+    result = await conn.execute(sa.select(runs).where(*conditions))
+    return [Run.from_row(dict(r)) for r in result.mappings()]

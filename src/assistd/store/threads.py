@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from assistd import clock, ids
 from assistd.store import tables
 from assistd.store.database import Connection
@@ -49,3 +51,15 @@ async def patch(conn: Connection, thread: Thread, **changes: Any) -> Thread:
 async def delete(conn: Connection, project: str, thread_id: str) -> bool:
     """Remove the thread row only (its children are the caller's); False when absent."""
     return await _repo.remove(conn, project, thread_id)
+
+
+async def lock(conn: Connection, project: str, thread_id: str) -> bool:
+    """Lock the thread row for this transaction (a no-op lock on SQLite, whose writers
+    are serialised anyway); False when ``project`` has no such thread."""
+    threads = tables.threads
+    result = await conn.execute(
+        sa.select(threads.c.id)
+        .where(threads.c.id == thread_id, threads.c.project == project)
+        .with_for_update()
+    )
+    return result.first() is not None
