@@ -1,93 +1,101 @@
-"""Built-in tools (file_search, code_interpreter) as the executor runs them.
+"""The ``Tool`` interface of the built-in tools, and the registry the run loop asks.
 
 The model sees each built-in tool as one more function; when it calls one, the executor
 runs the tool itself instead of asking the client (no ``requires_action``), records the
 call in the run step in the tool's own wire shape, and feeds the output back to the model
 on the next completion. What the model needs to see again later (its arguments and the
-tool's output) is kept in the step under ``MODEL_KEY``, which the wire mapping drops.
+tool's output) is the call's ``ToolCall.model``, which never reaches the wire.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
-from assistd.store.repository import Row
-from assistd.store.wire import MODEL_KEY
-
-
-@dataclass
-class ToolResult:
-    """A finished built-in call: its step entry and the text the model reads."""
-
-    details: dict[str, Any]
-    output: str
+from assistd.store.records import JsonObject, Run
+from assistd.store.tool_calls import ToolCall
+from assistd.tools.citations import MessageSources
 
 
-class BuiltinTool(Protocol):
+class Tool(ABC):
+    """One built-in tool type (``file_search``, ``code_interpreter``)."""
+
     type: ClassVar[str]
 
-    def definition(self, tool: dict[str, Any]) -> dict[str, Any]:
+    @abstractmethod
+    def definition(self, entry: JsonObject) -> JsonObject:
         """The function (name, description, parameters) the model is offered, given the
         run's tool entry (e.g. ``{"type": "file_search", "file_search": {...}}``)."""
-        ...
 
-    def announce(self, call_id: str) -> dict[str, Any]:
+    @abstractmethod
+    def announce(self, call_id: str) -> JsonObject:
         """The call's first step delta (``{"id", "type", <type>: {...}}``), sent as soon as
         the model starts the call."""
-        ...
 
-    async def call(
+    @abstractmethod
+    async def execute(
         self,
-        run: Row,
-        tool: dict[str, Any],
+        run: Run,
+        entry: JsonObject,
         call_id: str,
         arguments: str,
         ordinal: int,
         budget: int | None = None,
-    ) -> ToolResult:
-        """Run the call; ``ordinal`` counts this tool's earlier calls in the run (citation
-        markers use it); ``budget`` caps the output's tokens for small context windows.
-        Failures the model can recover from come back as output text."""
-        ...
+    ) -> ToolCall:
+        """Run the call; its step entry, with what the model reads in ``model.output``.
 
-
-@runtime_checkable
-class StreamedTool(Protocol):
-    """A built-in tool that shows its call while the model writes it and its outputs once
-    it ran (code_interpreter: the code as it is generated, then logs and images)."""
+        ``ordinal`` counts this tool's earlier calls in the run (citation markers use it);
+        ``budget`` caps the output's tokens for small context windows. Failures the model
+        can recover from come back as output text."""
 
     def input_delta(self, arguments: str) -> str | None:
-        """The call's input as far as the partial ``arguments`` tell (None: nothing yet)."""
-        ...
+        """The call's input as far as the partial ``arguments`` tell, for a tool that shows
+        its call while the model writes it (None: nothing to show)."""
+        return None
 
-    def result_delta(self, details: dict[str, Any], streamed: str) -> dict[str, Any] | None:
+    def result_delta(self, call: ToolCall, streamed: str) -> JsonObject | None:
         """The step delta (without ``index``) that completes the call's streamed form,
         given its finished entry and the input already streamed; None when nothing is left."""
-        ...
+        return None
+
+    def annotate(self, calls: Sequence[ToolCall], into: MessageSources) -> None:
+        """Add what this tool's earlier calls in the run (``calls``, in order) give the
+        run's next message: citation sources, files to link, images to show."""
+        return None
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A built-in tool a run enables, with the run's entry for it."""
+
+    tool: Tool
+    entry: JsonObject
 
 
 @dataclass
-class BuiltinTools:
+class ToolRegistry:
     """The built-in tools this process can run, by their tool type."""
 
-    tools: dict[str, BuiltinTool]
+    tools: dict[str, Tool]
 
-    def offered(self, run: Row) -> dict[str, tuple[BuiltinTool, dict[str, Any]]]:
-        """Function name → (tool, the run's tool entry) for the built-ins the run enables."""
-        names = {t["function"]["name"] for t in run["tools"] if t["type"] == "function"}
-        offered: dict[str, tuple[BuiltinTool, dict[str, Any]]] = {}
-        for entry in run["tools"]:
+    def offered(self, run: Run) -> dict[str, Offered]:
+        """Function name → the built-in tool the run enables under that name."""
+        names = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
+        offered: dict[str, Offered] = {}
+        for entry in run.tools:
             tool = self.tools.get(entry["type"])
             if tool is None:
                 continue
             name = tool.definition(entry)["name"]
             # A client function of the same name keeps it; the built-in steps aside.
-            offered[f"builtin_{name}" if name in names else name] = (tool, entry)
+            offered[f"builtin_{name}" if name in names else name] = Offered(tool, entry)
         return offered
 
-
-def model_view(call: dict[str, Any]) -> dict[str, Any] | None:
-    """The hidden function-call form of a built-in step entry, if it has one."""
-    hidden = call.get(MODEL_KEY)
-    return hidden if isinstance(hidden, dict) else None
+    def message_sources(self, calls: Sequence[ToolCall]) -> MessageSources:
+        """What the run's built-in calls so far (``calls``, in order) give its next message."""
+        sources = MessageSources()
+        for tool in self.tools.values():
+            tool.annotate([c for c in calls if c.type == tool.type], sources)
+        return sources
