@@ -19,8 +19,8 @@ from openai.types.beta.threads import Run
 
 from assistd.backends.base import Usage
 from assistd.backends.scripted import Reply, text_reply, tool_reply
-from assistd.executor.code_interpreter import CodeInterpreterTool
 from assistd.sandbox.bubblewrap import unavailable_reason
+from assistd.tools.code_interpreter import CodeInterpreterTool
 from tests.api.test_streaming import (
     INSTRUCTIONS,
     assert_matches_golden,

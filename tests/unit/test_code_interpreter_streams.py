@@ -7,8 +7,8 @@ import itertools
 import json
 from typing import Any
 
-from assistd.executor.citations import CitationStream
-from assistd.executor.code_interpreter import CodeInterpreterTool
+from assistd.tools.citations import CitationStream
+from assistd.tools.code_interpreter import CodeInterpreterTool
 
 
 def _feed(stream: CitationStream, pieces: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -10,12 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from assistd.store import tables
-from assistd.store.repository import Row
-from assistd.store.wire import MODEL_KEY
+from assistd.store import messages, run_steps
+from assistd.store.database import Connection
+from assistd.store.records import Message, Run, RunStep
+from assistd.store.tool_calls import tool_calls_of
 from assistd.tokenizer import count_tokens
 
 # Per-message framing overhead, as OpenAI documents for chat models.
@@ -63,23 +61,20 @@ def _content_for_model(content: list[dict[str, Any]]) -> str | list[dict[str, An
     return parts
 
 
-def thread_message(row: Row) -> dict[str, Any]:
-    return {"role": row["role"], "content": _content_for_model(row["content"])}
+def thread_message(message: Message) -> dict[str, Any]:
+    return {"role": message.role, "content": _content_for_model(message.content)}
 
 
-def tool_turns(step: Row) -> list[dict[str, Any]]:
+def tool_turns(step: RunStep) -> list[dict[str, Any]]:
     """A finished tool-call step as an assistant turn with tool_calls and its tool results.
 
     Built-in calls (file_search...) appear as the function calls the model made, with the
-    output the executor gave it (kept under ``MODEL_KEY``)."""
+    output the executor gave it (the call's ``model`` view)."""
     calls: list[tuple[str, str, str, str]] = []
-    for c in step["step_details"]["tool_calls"]:
-        hidden = c.get(MODEL_KEY)
-        if c["type"] == "function":
-            function = c["function"]
-            calls.append((c["id"], function["name"], function["arguments"], function["output"]))
-        elif isinstance(hidden, dict):
-            calls.append((c["id"], hidden["name"], hidden["arguments"], hidden["output"]))
+    for call in tool_calls_of(step):
+        made = call.as_model_call()
+        if made is not None:
+            calls.append((call.id, made.name, made.arguments, made.output))
     if not calls:
         return []
     turns: list[dict[str, Any]] = [
@@ -97,34 +92,23 @@ def tool_turns(step: Row) -> list[dict[str, Any]]:
 
 
 async def build_context(
-    conn: AsyncConnection, run: Row, *, prompt_budget: int | None, context_window: int | None
+    conn: Connection, run: Run, *, prompt_budget: int | None, context_window: int | None
 ) -> Context:
     """The messages for the next completion of ``run``."""
-    messages_t, steps_t = tables.messages, tables.run_steps
-    result = await conn.execute(
-        sa.select(messages_t)
-        .where(messages_t.c.thread_id == run["thread_id"])
-        .order_by(messages_t.c.sort_key, messages_t.c.id)
-    )
-    rows = [dict(r) for r in result.mappings()]
+    thread = await messages.in_thread(conn, run.thread_id)
     # The run's own messages are interleaved with its tool turns, in step order, below.
-    own_messages = {r["id"]: r for r in rows if r["run_id"] == run["id"]}
-    history = [r for r in rows if r["run_id"] != run["id"]]
-    strategy = run["truncation_strategy"] or {"type": "auto"}
+    own_messages = {m.id: m for m in thread if m.run_id == run.id}
+    history = [m for m in thread if m.run_id != run.id]
+    strategy = run.truncation_strategy or {"type": "auto"}
     dropped = 0
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
         keep = int(strategy["last_messages"])
         dropped = max(0, len(history) - keep)
         history = history[dropped:]
-    result = await conn.execute(
-        sa.select(steps_t)
-        .where(steps_t.c.run_id == run["id"])
-        .order_by(steps_t.c.sort_key, steps_t.c.id)
-    )
     own: list[dict[str, Any]] = []
-    for step in result.mappings():
-        if step["type"] == "tool_calls" and step["status"] == "completed":
-            turns = tool_turns(dict(step))
+    for step in await run_steps.of_run(conn, run.id):
+        if step.type == "tool_calls" and step.status == "completed":
+            turns = tool_turns(step)
             previous = own[-1] if own else None
             if (
                 turns
@@ -137,16 +121,16 @@ async def build_context(
                 previous["tool_calls"] = turns[0]["tool_calls"]
                 turns = turns[1:]
             own += turns
-        elif step["type"] == "message_creation":
-            message = own_messages.get(step["step_details"]["message_creation"]["message_id"])
-            if message is not None and message["content"]:
-                own.append({"role": "assistant", "content": _content_for_model(message["content"])})
-    system = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
+        elif step.type == "message_creation":
+            message = own_messages.get(step.step_details["message_creation"]["message_id"])
+            if message is not None and message.content:
+                own.append({"role": "assistant", "content": _content_for_model(message.content)})
+    system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     body = [thread_message(m) for m in history]
     limits = [x for x in (prompt_budget, context_window) if x is not None]
     limit = min(limits) if limits else None
-    fixed = sum(_message_tokens(m, run["model"]) for m in system + own)
-    sizes = [_message_tokens(m, run["model"]) for m in body]
+    fixed = sum(_message_tokens(m, run.model) for m in system + own)
+    sizes = [_message_tokens(m, run.model) for m in body]
     if limit is not None:
         # "auto" truncation drops the oldest thread messages until the prompt fits.
         while body and fixed + sum(sizes) > limit:
@@ -158,5 +142,4 @@ async def build_context(
         binding = prompt_budget is not None and prompt_budget == limit
         if binding and (fixed + sum(sizes) > limit or (not body and history)):
             raise PromptBudgetExceeded
-    messages = system + body + own
-    return Context(messages=messages, prompt_tokens=fixed + sum(sizes), dropped=dropped)
+    return Context(messages=system + body + own, prompt_tokens=fixed + sum(sizes), dropped=dropped)

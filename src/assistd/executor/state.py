@@ -1,27 +1,24 @@
 """The run state machine: the one place run statuses change.
 
-Every transition is a compare-and-set in the store (``UPDATE ... WHERE status IN (...)``)
-and, once committed, emits exactly one event. Steps and messages left open when a run
-ends are closed here too, so every path to a terminal state leaves a consistent thread.
+Every transition is a compare-and-set in the store (``store.run_state``) and, once
+committed, emits exactly one event. Steps and messages left open when a run ends are
+closed in the same transaction, so every path to a terminal state leaves a consistent
+thread.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock
-from assistd.events.base import Event, EventBus, run_channel
+from assistd.executor.emitter import Emitter
 from assistd.protocol.runs import RunStatus
-from assistd.store import tables
-from assistd.store.database import Database
-from assistd.store.repository import Row
-from assistd.store.wire import message_to_wire, run_to_wire, step_to_wire
+from assistd.store import run_state
+from assistd.store.database import Connection, Database
+from assistd.store.run_state import Changes, Closing
+
+__all__ = ["TRANSITIONS", "Changes", "Emitter", "end_run", "transition"]
 
 # to-status -> the statuses it may be entered from
 TRANSITIONS: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -51,21 +48,8 @@ _STEP_END = {
 _MESSAGE_REASON = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}
 
 
-class InvalidTransition(Exception):
-    """The run was not in a status the requested transition may start from."""
-
-
-@dataclass
-class Changes:
-    """Rows a transition changed, in the order their events must be sent."""
-
-    run: Row
-    steps: list[Row]
-    messages: list[Row]
-
-
 async def transition(
-    conn: AsyncConnection,
+    conn: Connection,
     run_id: str,
     to: RunStatus,
     *,
@@ -74,89 +58,33 @@ async def transition(
 ) -> Changes | None:
     """Move ``run_id`` to ``to`` if its status allows; None when it did not.
 
-    Terminal statuses also clear ``expires_at`` and ``required_action``, stamp their
-    ``*_at`` field and close the run's open steps and messages.
+    Entering ``in_progress`` stamps ``started_at`` the first time. Terminal statuses also
+    clear ``expires_at``, ``required_action`` and the lease, stamp their ``*_at`` field and
+    close the run's open steps and messages.
     """
     allowed = TRANSITIONS[to]
     if only_from is not None:
         allowed = tuple(s for s in allowed if s in only_from)
     now = clock.now()
-    values: dict[str, Any] = {"status": to, **fields}
-    terminal = to in ("cancelled", "completed", "incomplete", "failed", "expired")
-    if terminal:
+    values: dict[str, Any] = dict(fields)
+    closing = None
+    if to in _STEP_END:
         values.setdefault("expires_at", None)
         values.setdefault("required_action", None)
-        values["worker_id"] = None
-        values["lease_until"] = None
+        # A finished run is no one's any more (recovery never looks at it either way).
+        values |= {"worker_id": None, "lease_until": None}
         if to in _TIMESTAMP:
             values.setdefault(_TIMESTAMP[to], now)
-    runs = tables.runs
-    result = await conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == run_id, runs.c.status.in_(allowed))
-        .values(**values)
-        .returning(*runs.c)
+        closing = Closing(_STEP_END[to], _MESSAGE_REASON.get(to, "max_tokens"), now)
+    return await run_state.compare_and_set(
+        conn,
+        run_id,
+        to,
+        allowed=allowed,
+        fields=values,
+        start_at=now if to == "in_progress" else None,
+        closing=closing,
     )
-    row = result.mappings().first()
-    if row is None:
-        return None
-    changes = Changes(run=dict(row), steps=[], messages=[])
-    if terminal:
-        await _close_children(conn, changes, to, now)
-    return changes
-
-
-async def _close_children(conn: AsyncConnection, changes: Changes, to: str, now: int) -> None:
-    run = changes.run
-    steps, messages = tables.run_steps, tables.messages
-    step_status = _STEP_END[to]
-    step_values: dict[str, Any] = {"status": step_status, f"{step_status}_at": now}
-    if step_status == "failed":
-        step_values["last_error"] = run["last_error"]
-    result = await conn.execute(
-        sa.update(steps)
-        .where(steps.c.run_id == run["id"], steps.c.status == "in_progress")
-        .values(**step_values)
-        .returning(*steps.c)
-    )
-    changes.steps = [dict(r) for r in result.mappings()]
-    reason = _MESSAGE_REASON.get(to, "max_tokens")
-    result = await conn.execute(
-        sa.update(messages)
-        .where(messages.c.run_id == run["id"], messages.c.status == "in_progress")
-        .values(status="incomplete", incomplete_at=now, incomplete_details={"reason": reason})
-        .returning(*messages.c)
-    )
-    changes.messages = [dict(r) for r in result.mappings()]
-
-
-class Emitter:
-    """Publishes wire events for committed changes, on the run's channel."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self.bus = bus
-
-    async def send(self, run_id: str, event: str, data: Any) -> None:
-        await self.bus.publish(run_channel(run_id), Event(event, data))
-
-    async def run(self, row: Row) -> None:
-        await self.send(row["id"], f"thread.run.{row['status']}", run_to_wire(row))
-
-    async def step(self, row: Row, status: str | None = None) -> None:
-        name = f"thread.run.step.{status or row['status']}"
-        await self.send(row["run_id"], name, step_to_wire(row))
-
-    async def message(self, row: Row, status: str | None = None) -> None:
-        name = f"thread.message.{status or row['status']}"
-        await self.send(str(row["run_id"]), name, message_to_wire(row))
-
-    async def changes(self, changes: Changes) -> None:
-        """Children first (message, then step), then the run: the order clients expect."""
-        for message in changes.messages:
-            await self.message(message)
-        for step in changes.steps:
-            await self.step(step)
-        await self.run(changes.run)
 
 
 async def end_run(
@@ -168,7 +96,3 @@ async def end_run(
     if changes is not None:
         await emit.changes(changes)
     return changes
-
-
-def lease_deadline(seconds: float) -> float:
-    return time.time() + seconds

@@ -13,9 +13,6 @@ from assistd.embeddings.base import EmbedderRegistry
 from assistd.embeddings.factory import build_embedders
 from assistd.events.base import EventBus
 from assistd.events.memory import MemoryEventBus
-from assistd.executor.builtin import BuiltinTool, BuiltinTools
-from assistd.executor.code_interpreter import CodeInterpreterTool
-from assistd.executor.file_search import FileSearchTool
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.worker import Worker, new_worker_id
 from assistd.queue.inprocess import InProcessRunQueue
@@ -40,6 +37,9 @@ from assistd.services.vector_stores import VectorStoreService
 from assistd.store.blobs import BlobStore, LocalBlobStore
 from assistd.store.database import Database
 from assistd.tokenizer import encoding
+from assistd.tools.base import Tool, ToolRegistry
+from assistd.tools.code_interpreter import CodeInterpreterTool
+from assistd.tools.file_search import FileSearchTool
 
 logger = logging.getLogger("assistd")
 
@@ -88,7 +88,7 @@ class Services:
         embedders = embedders if embedders is not None else build_embedders(settings)
         chunk_index = chunk_index if chunk_index is not None else build_chunk_index(db.dialect)
         bus = MemoryEventBus()
-        tools: dict[str, BuiltinTool] = {
+        tools: dict[str, Tool] = {
             "file_search": FileSearchTool(
                 db, chunk_index, embedders, settings.file_search_embedding_model
             )
@@ -111,12 +111,8 @@ class Services:
             db,
             bus,
             registry,
-            ExecutorConfig(
-                worker_id=worker_id,
-                lease_seconds=settings.run_lease_seconds,
-                expires_seconds=settings.run_expires_seconds,
-            ),
-            BuiltinTools(tools),
+            ExecutorConfig(expires_seconds=settings.run_expires_seconds),
+            ToolRegistry(tools),
         )
         queue = InProcessRunQueue(db, worker_id=worker_id, lease_seconds=settings.run_lease_seconds)
         worker = Worker(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from assistd import clock, ids
 from assistd.store import tables
 from assistd.store.database import Connection
@@ -71,3 +73,15 @@ async def list_page(conn: Connection, project: str, query: PageQuery) -> Page[As
 async def delete(conn: Connection, project: str, assistant_id: str) -> bool:
     """Remove the assistant; False when the project has none with that id."""
     return await _repo.remove(conn, project, assistant_id)
+
+
+# --- used by the executor and tools/
+
+
+async def tool_resources_of(conn: Connection, assistant_id: str) -> JsonObject | None:
+    """The assistant's ``tool_resources`` (None when it has none, or is gone)."""
+    assistants = tables.assistants
+    value = await conn.scalar(
+        sa.select(assistants.c.tool_resources).where(assistants.c.id == assistant_id)
+    )
+    return value if isinstance(value, dict) else None

@@ -122,3 +122,25 @@ async def store_bytes(
 async def read_bytes(blobs: BlobStore, file_id: str) -> bytes:
     chunks = [chunk async for chunk in await blobs.open(file_id)]
     return b"".join(chunks)
+
+
+# --- used by the executor and tools/
+
+
+async def live_among(
+    conn: Connection, project: str, file_ids: Sequence[str], now: int
+) -> list[File]:
+    """The files of ``file_ids`` that exist in ``project`` and have not expired at ``now``,
+    in the order of ``file_ids``."""
+    if not file_ids:
+        return []
+    files = tables.files
+    result = await conn.execute(
+        sa.select(files).where(
+            files.c.id.in_(list(file_ids)),
+            files.c.project == project,
+            sa.or_(files.c.expires_at.is_(None), files.c.expires_at > now),
+        )
+    )
+    found = {r["id"]: File.from_row(dict(r)) for r in result.mappings()}
+    return [found[f] for f in file_ids if f in found]

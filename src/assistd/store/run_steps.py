@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from assistd.store import tables
 from assistd.store.database import Connection
 from assistd.store.records import JsonObject, RunStep
 from assistd.store.repository import Page, PageQuery, RecordRepository
+from assistd.store.tool_calls import ToolCall, tool_calls_details, tool_calls_of
 
 _repo = RecordRepository(tables.run_steps, "step", RunStep)
 
@@ -41,3 +44,90 @@ async def set_details(conn: Connection, step: RunStep, details: JsonObject) -> R
     steps = tables.run_steps
     await conn.execute(sa.update(steps).where(steps.c.id == step.id).values(step_details=details))
     return step.but(step_details=details)
+
+
+# --- used by the executor and tools/
+
+
+async def start(conn: Connection, step: RunStep) -> None:
+    """Store a step the run begins."""
+    await conn.execute(sa.insert(tables.run_steps).values(**step.values()))
+
+
+async def save_ending(conn: Connection, step: RunStep) -> None:
+    """Store how ``step`` ended: its status, usage and completion time."""
+    steps = tables.run_steps
+    await conn.execute(
+        sa.update(steps)
+        .where(steps.c.id == step.id)
+        .values(status=step.status, completed_at=step.completed_at, usage=step.usage)
+    )
+
+
+async def save_tool_calls(
+    conn: Connection,
+    step: RunStep,
+    calls: Sequence[ToolCall],
+    *,
+    usage: dict[str, int],
+    completed_at: int | None = None,
+) -> RunStep:
+    """Store the calls of a ``tool_calls`` step and its completion's usage; with
+    ``completed_at`` the step is also completed. Returns the step as stored."""
+    changes: dict[str, object] = {"step_details": tool_calls_details(calls), "usage": usage}
+    if completed_at is not None:
+        changes |= {"status": "completed", "completed_at": completed_at}
+    steps = tables.run_steps
+    await conn.execute(sa.update(steps).where(steps.c.id == step.id).values(**changes))
+    return step.but(**changes)
+
+
+async def complete_waiting_tool_steps(conn: Connection, run_id: str, now: int) -> list[RunStep]:
+    """Complete the run's tool step that waited for outputs (once they were submitted)."""
+    steps = tables.run_steps
+    result = await conn.execute(
+        sa.update(steps)
+        .where(
+            steps.c.run_id == run_id,
+            steps.c.type == "tool_calls",
+            steps.c.status == "in_progress",
+        )
+        .values(status="completed", completed_at=now)
+        .returning(*steps.c)
+    )
+    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+
+
+async def of_run(conn: Connection, run_id: str) -> list[RunStep]:
+    """The run's steps, in order."""
+    steps = tables.run_steps
+    result = await conn.execute(
+        sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.sort_key, steps.c.id)
+    )
+    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+
+
+async def builtin_calls_of_run(conn: Connection, run_id: str) -> list[ToolCall]:
+    """Every built-in (not function) call of the run's tool steps, in step order."""
+    steps = tables.run_steps
+    result = await conn.execute(
+        sa.select(steps)
+        .where(steps.c.run_id == run_id, steps.c.type == "tool_calls")
+        .order_by(steps.c.sort_key, steps.c.id)
+    )
+    return _builtin([RunStep.from_row(dict(r)) for r in result.mappings()])
+
+
+async def builtin_calls_of_thread(conn: Connection, thread_id: str) -> list[ToolCall]:
+    """Every built-in call of the thread's runs, in step order."""
+    steps = tables.run_steps
+    result = await conn.execute(
+        sa.select(steps)
+        .where(steps.c.thread_id == thread_id, steps.c.type == "tool_calls")
+        .order_by(steps.c.sort_key, steps.c.id)
+    )
+    return _builtin([RunStep.from_row(dict(r)) for r in result.mappings()])
+
+
+def _builtin(steps: list[RunStep]) -> list[ToolCall]:
+    return [c for s in steps for c in tool_calls_of(s) if c.type != "function"]

@@ -119,3 +119,19 @@ async def with_lapsed_lease(conn: Connection, *, now: float | None) -> list[Run]
         conditions.append(sa.or_(runs.c.lease_until.is_(None), runs.c.lease_until < now))
     result = await conn.execute(sa.select(runs).where(*conditions))
     return [Run.from_row(dict(r)) for r in result.mappings()]
+
+
+# --- used by the executor and tools/
+
+
+async def load(conn: Connection, run_id: str) -> Run:
+    """The run ``run_id``, which must exist (the executor holds it)."""
+    runs = tables.runs
+    result = await conn.execute(sa.select(runs).where(runs.c.id == run_id))
+    return Run.from_row(dict(result.mappings().one()))
+
+
+async def set_usage(conn: Connection, run_id: str, usage: dict[str, int]) -> None:
+    """The tokens the run's completions used so far."""
+    runs = tables.runs
+    await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(usage=usage))

@@ -63,3 +63,13 @@ async def lock(conn: Connection, project: str, thread_id: str) -> bool:
         .with_for_update()
     )
     return result.first() is not None
+
+
+# --- used by the executor and tools/
+
+
+async def tool_resources_of(conn: Connection, thread_id: str) -> JsonObject | None:
+    """The thread's ``tool_resources`` (None when it has none, or is gone)."""
+    threads = tables.threads
+    value = await conn.scalar(sa.select(threads.c.tool_resources).where(threads.c.id == thread_id))
+    return value if isinstance(value, dict) else None

@@ -21,23 +21,22 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from assistd import clock
 from assistd.backends.json_prefix import decode_string_prefix
-from assistd.executor.builtin import ToolResult
 from assistd.sandbox.base import MNT_DATA, ExecutionResult, Sandbox, SandboxError
 from assistd.sandbox.process import RESTARTED
-from assistd.store import tables
+from assistd.store import assistants, files, messages, run_steps, threads
 from assistd.store.blobs import BlobStore
-from assistd.store.database import Database
+from assistd.store.database import Connection, Database
 from assistd.store.file_rows import read_bytes, store_bytes
-from assistd.store.repository import Row
-from assistd.store.wire import MODEL_KEY
+from assistd.store.records import JsonObject, Run
+from assistd.store.tool_calls import ModelView, ToolCall
+from assistd.tools.base import Tool
+from assistd.tools.citations import MessageSources
 
 logger = logging.getLogger("assistd.executor")
 
@@ -77,7 +76,7 @@ class _Run:
     files: dict[str, str] = field(default_factory=dict)
 
 
-class CodeInterpreterTool:
+class CodeInterpreterTool(Tool):
     type: ClassVar[str] = "code_interpreter"
 
     def __init__(
@@ -99,10 +98,10 @@ class CodeInterpreterTool:
         self.unavailable: str | None = None
         self._staged: collections.OrderedDict[str, dict[str, str]] = collections.OrderedDict()
 
-    def definition(self, tool: dict[str, Any]) -> dict[str, Any]:
+    def definition(self, entry: JsonObject) -> JsonObject:
         return {"name": NAME, "description": DESCRIPTION, "parameters": PARAMETERS}
 
-    def announce(self, call_id: str) -> dict[str, Any]:
+    def announce(self, call_id: str) -> JsonObject:
         return {"id": call_id, "type": "code_interpreter", "code_interpreter": _empty()}
 
     def input_delta(self, arguments: str) -> str | None:
@@ -114,25 +113,34 @@ class CodeInterpreterTool:
         match = _CODE_START.match(arguments)
         return decode_string_prefix(arguments[match.end() :]) if match else None
 
-    def result_delta(self, details: dict[str, Any], streamed: str) -> dict[str, Any] | None:
-        call = details["code_interpreter"]
-        delta: dict[str, Any] = {}
-        code = str(call["input"])
+    def result_delta(self, call: ToolCall, streamed: str) -> JsonObject | None:
+        delta: JsonObject = {}
+        code = str(call.section["input"])
         if code.startswith(streamed) and len(code) > len(streamed):
             delta["input"] = code[len(streamed) :]
-        if call["outputs"]:
-            delta["outputs"] = [{"index": i, **o} for i, o in enumerate(call["outputs"])]
+        outputs = call.section["outputs"]
+        if outputs:
+            delta["outputs"] = [{"index": i, **o} for i, o in enumerate(outputs)]
         return {"type": "code_interpreter", "code_interpreter": delta} if delta else None
 
-    async def call(
+    def annotate(self, calls: Sequence[ToolCall], into: MessageSources) -> None:
+        # The latest write of a name wins; images in the order the code showed them.
+        for call in calls:
+            if call.model is not None:
+                into.files |= call.model.files
+            for output in call.section.get("outputs", []):
+                if output.get("type") == "image":
+                    into.images.append(str(output["image"]["file_id"]))
+
+    async def execute(
         self,
-        run: Row,
-        tool: dict[str, Any],
+        run: Run,
+        entry: JsonObject,
         call_id: str,
         arguments: str,
         ordinal: int,
         budget: int | None = None,
-    ) -> ToolResult:
+    ) -> ToolCall:
         code = _code(arguments)
         staged: dict[str, str] = {}
         done = _Run()
@@ -146,34 +154,25 @@ class CodeInterpreterTool:
                 if new_inputs:
                     listed = ", ".join(f"{MNT_DATA}/{n}" for n in new_inputs)
                     done.notes.append(f"Files available: {listed}")
-                result = await self.sandbox.execute(
-                    run["thread_id"], code, time_limit=self.time_limit
-                )
+                result = await self.sandbox.execute(run.thread_id, code, time_limit=self.time_limit)
             except SandboxError as exc:
                 done.logs = f"The code could not run: {exc.message}"
             else:
                 await self._collect(run, result, set(new_inputs), done)
         if done.logs and not done.outputs:
-            done.outputs.insert(0, {"type": "logs", "logs": done.logs})
+            done.outputs = [{"type": "logs", "logs": done.logs}]
         output = _model_output(done, budget)
-        details = {
-            "id": call_id,
-            "type": "code_interpreter",
-            "code_interpreter": {"input": code, "outputs": done.outputs},
-            MODEL_KEY: {
-                "name": NAME,
-                "arguments": arguments,
-                "output": output,
-                "files": done.files,
-                "staged": staged,
-            },
-        }
-        return ToolResult(details=details, output=output)
+        return ToolCall(
+            call_id,
+            "code_interpreter",
+            {"input": code, "outputs": done.outputs},
+            ModelView(NAME, arguments, output, files=done.files, staged=staged),
+        )
 
     # -- outputs -----------------------------------------------------------------------
 
     async def _collect(
-        self, run: Row, result: ExecutionResult, inputs: set[str], done: _Run
+        self, run: Run, result: ExecutionResult, inputs: set[str], done: _Run
     ) -> None:
         done.logs = _logs(result)
         if done.logs:
@@ -192,7 +191,7 @@ class CodeInterpreterTool:
                 continue
             try:
                 data = await self.sandbox.read_file(
-                    run["thread_id"], change.name, max_bytes=self.max_file_bytes
+                    run.thread_id, change.name, max_bytes=self.max_file_bytes
                 )
             except (FileNotFoundError, ValueError):
                 continue  # gone again, or not a regular file: nothing to hand over
@@ -206,12 +205,12 @@ class CodeInterpreterTool:
             )
 
     async def _store(
-        self, run: Row, filename: str, data: bytes, content_type: str | None = None
+        self, run: Run, filename: str, data: bytes, content_type: str | None = None
     ) -> str:
         return await store_bytes(
             self.db,
             self.blobs,
-            run["project"],
+            run.project,
             filename,
             OUTPUT_PURPOSE,
             data,
@@ -220,34 +219,32 @@ class CodeInterpreterTool:
 
     # -- inputs ------------------------------------------------------------------------
 
-    async def _stage(self, run: Row) -> tuple[dict[str, str], list[str]]:
+    async def _stage(self, run: Run) -> tuple[dict[str, str], list[str]]:
         """Copy the thread's input files not yet in its sandbox; returns every staged file
         (file id → name under /mnt/data) and the names copied now."""
-        thread_id = run["thread_id"]
+        thread_id = run.thread_id
         async with self.db.read() as conn:
             wanted = await _input_files(conn, run)
             staged = await _staged(conn, thread_id)
-            staged.update(self._staged.get(thread_id, {}))
+            staged |= self._staged.get(thread_id, {})
             if not wanted:
                 return staged, []
             # A file the code deleted is copied again, under the name it had.
             present = await asyncio.to_thread(_existing, self.sandbox, thread_id, staged)
             todo = [f for f in wanted if f not in present]
-            rows = await _file_rows(conn, run["project"], todo)
+            found = await files.live_among(conn, run.project, todo, clock.now())
         copied: list[str] = []
         used = set(present.values())
-        for row in rows:
-            name = staged.get(row["id"]) or _unique(
-                _safe_name(row["filename"], row["id"]), row["id"], used
-            )
+        for file in found:
+            name = staged.get(file.id) or _unique(_safe_name(file.filename, file.id), file.id, used)
             try:
-                data = await read_bytes(self.blobs, row["id"])
+                data = await read_bytes(self.blobs, file.id)
                 await self.sandbox.put_file(thread_id, name, data)
             except (FileNotFoundError, ValueError) as exc:
                 # A blob gone missing must not fail the run: the file is just not there.
-                logger.warning("input file %s not copied to the sandbox: %r", row["id"], exc)
+                logger.warning("input file %s not copied to the sandbox: %r", file.id, exc)
                 continue
-            staged[row["id"]] = name
+            staged[file.id] = name
             used.add(name)
             copied.append(name)
         self._staged[thread_id] = staged
@@ -317,88 +314,27 @@ def _existing(sandbox: Sandbox, thread_id: str, staged: dict[str, str]) -> dict[
     return present
 
 
-async def _input_files(conn: AsyncConnection, run: Row) -> list[str]:
+async def _input_files(conn: Connection, run: Run) -> list[str]:
     """The assistant's, then the thread's, then the attached files, each once."""
-    assistants, threads, messages = tables.assistants, tables.threads, tables.messages
     ids: list[str] = []
-    for table, key in ((assistants, run["assistant_id"]), (threads, run["thread_id"])):
-        resources = await conn.scalar(sa.select(table.c.tool_resources).where(table.c.id == key))
+    for resources in (
+        await assistants.tool_resources_of(conn, run.assistant_id),
+        await threads.tool_resources_of(conn, run.thread_id),
+    ):
         section = (resources or {}).get("code_interpreter") or {}
         ids += [str(f) for f in section.get("file_ids") or []]
-    result = await conn.execute(
-        sa.select(messages.c.attachments)
-        .where(messages.c.thread_id == run["thread_id"])
-        .order_by(messages.c.sort_key, messages.c.id)
-    )
-    for (attachments,) in result:
-        for attachment in attachments or []:
+    for attachments in await messages.attachments_in_thread(conn, run.thread_id):
+        for attachment in attachments:
             tools = attachment.get("tools") or []
             if any(t.get("type") == "code_interpreter" for t in tools):
                 ids.append(str(attachment["file_id"]))
     return list(dict.fromkeys(ids))
 
 
-async def _staged(conn: AsyncConnection, thread_id: str) -> dict[str, str]:
+async def _staged(conn: Connection, thread_id: str) -> dict[str, str]:
     """Input files already copied into the thread's sandbox, from its stored calls."""
-    steps = tables.run_steps
-    result = await conn.execute(
-        sa.select(steps.c.step_details).where(
-            steps.c.thread_id == thread_id, steps.c.type == "tool_calls"
-        )
-    )
     staged: dict[str, str] = {}
-    for (details,) in result:
-        for call in details.get("tool_calls", []):
-            hidden = call.get(MODEL_KEY)
-            if call.get("type") == "code_interpreter" and isinstance(hidden, dict):
-                staged.update(hidden.get("staged") or {})
+    for call in await run_steps.builtin_calls_of_thread(conn, thread_id):
+        if call.type == "code_interpreter" and call.model is not None:
+            staged |= call.model.staged
     return staged
-
-
-async def _file_rows(conn: AsyncConnection, project: str, file_ids: list[str]) -> list[Row]:
-    if not file_ids:
-        return []
-    files = tables.files
-    result = await conn.execute(
-        sa.select(files.c.id, files.c.filename).where(
-            files.c.id.in_(file_ids),
-            files.c.project == project,
-            sa.or_(files.c.expires_at.is_(None), files.c.expires_at > clock.now()),
-        )
-    )
-    found = {r.id: dict(r._mapping) for r in result}
-    return [found[f] for f in file_ids if f in found]
-
-
-# -- what the run's calls produced, for its next message ---------------------------------
-
-
-def produced(calls: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
-    """The files (name under /mnt/data → file id, the latest write winning) and the images
-    of a run's code_interpreter calls, in order."""
-    files: dict[str, str] = {}
-    images: list[str] = []
-    for call in calls:
-        hidden = call.get(MODEL_KEY)
-        if isinstance(hidden, dict):
-            files.update(hidden.get("files") or {})
-        for output in call.get("code_interpreter", {}).get("outputs", []):
-            if output.get("type") == "image":
-                images.append(str(output["image"]["file_id"]))
-    return files, images
-
-
-async def shown_images(db: Database, run_id: str) -> set[str]:
-    """Image files the run's messages already show."""
-    messages = tables.messages
-    async with db.read() as conn:
-        result = await conn.execute(
-            sa.select(messages.c.content).where(messages.c.run_id == run_id)
-        )
-        contents = [row[0] for row in result]
-    return {
-        str(part["image_file"]["file_id"])
-        for content in contents
-        for part in content or []
-        if part.get("type") == "image_file"
-    }

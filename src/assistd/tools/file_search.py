@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
-
-import sqlalchemy as sa
 
 from assistd import clock
 from assistd.embeddings.base import EmbedderError, EmbedderRegistry
-from assistd.executor.builtin import ToolResult
 from assistd.retrieval.index import ChunkIndex, SearchHit, SearchQuery
-from assistd.store import tables
+from assistd.store import assistants, threads
+from assistd.store import file_search as search_store
 from assistd.store.database import Database
-from assistd.store.repository import Row
-from assistd.store.vector_stores import touch
-from assistd.store.wire import MODEL_KEY
+from assistd.store.records import JsonObject, Run
+from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tokenizer import count_tokens
+from assistd.tools.base import Tool
+from assistd.tools.citations import MessageSources
 
 NAME = "file_search"
 DESCRIPTION = (
@@ -50,7 +50,7 @@ INGESTION_WAIT_SECONDS = 60.0
 OUTPUT_TOKENS = 16_000
 
 
-class FileSearchTool:
+class FileSearchTool(Tool):
     type: ClassVar[str] = "file_search"
 
     def __init__(
@@ -68,22 +68,28 @@ class FileSearchTool:
         self.embedding_model = embedding_model
         self.wait_seconds = wait_seconds
 
-    def definition(self, tool: dict[str, Any]) -> dict[str, Any]:
+    def definition(self, entry: JsonObject) -> JsonObject:
         return {"name": NAME, "description": DESCRIPTION, "parameters": PARAMETERS}
 
-    def announce(self, call_id: str) -> dict[str, Any]:
+    def announce(self, call_id: str) -> JsonObject:
         return {"id": call_id, "type": "file_search", "file_search": {}}
 
-    async def call(
+    def annotate(self, calls: Sequence[ToolCall], into: MessageSources) -> None:
+        # Markers name a result by the search's ordinal in the run and its rank.
+        for ordinal, call in enumerate(calls):
+            for i, result in enumerate(call.section.get("results") or []):
+                into.sources[(ordinal, i)] = result["file_id"]
+
+    async def execute(
         self,
-        run: Row,
-        tool: dict[str, Any],
+        run: Run,
+        entry: JsonObject,
         call_id: str,
         arguments: str,
         ordinal: int,
         budget: int | None = None,
-    ) -> ToolResult:
-        options = tool.get("file_search") or {}
+    ) -> ToolCall:
+        options = entry.get("file_search") or {}
         ranking = options.get("ranking_options") or {}
         ranking_options = {
             "ranker": ranking.get("ranker")
@@ -91,7 +97,7 @@ class FileSearchTool:
             else DEFAULT_RANKER,
             "score_threshold": float(ranking.get("score_threshold") or 0.0),
         }
-        limit = int(options.get("max_num_results") or _default_results(run["model"]))
+        limit = int(options.get("max_num_results") or _default_results(run.model))
         queries = _queries(arguments)
         hits: list[SearchHit] = []
         names: dict[str, str] = {}
@@ -117,28 +123,19 @@ class FileSearchTool:
             }
             for h in hits
         ]
-        output = note or _render(results, ordinal, run["model"], budget or OUTPUT_TOKENS)
-        details = {
-            "id": call_id,
-            "type": "file_search",
-            "file_search": {"ranking_options": ranking_options, "results": results},
-            MODEL_KEY: {"name": NAME, "arguments": arguments, "output": output},
-        }
-        return ToolResult(details=details, output=output)
+        output = note or _render(results, ordinal, run.model, budget or OUTPUT_TOKENS)
+        return ToolCall(
+            call_id,
+            "file_search",
+            {"ranking_options": ranking_options, "results": results},
+            ModelView(NAME, arguments, output),
+        )
 
-    async def _stores(self, run: Row) -> list[str]:
+    async def _stores(self, run: Run) -> list[str]:
         """The assistant's store, then the thread's, after the thread's ingestion settles."""
         async with self.db.read() as conn:
-            assistant = await conn.scalar(
-                sa.select(tables.assistants.c.tool_resources).where(
-                    tables.assistants.c.id == run["assistant_id"]
-                )
-            )
-            thread = await conn.scalar(
-                sa.select(tables.threads.c.tool_resources).where(
-                    tables.threads.c.id == run["thread_id"]
-                )
-            )
+            assistant = await assistants.tool_resources_of(conn, run.assistant_id)
+            thread = await threads.tool_resources_of(conn, run.thread_id)
         ids = [*_store_ids(assistant), *_store_ids(thread)]
         await self._wait_for_ingestion(_store_ids(thread))
         return list(dict.fromkeys(ids))
@@ -146,15 +143,10 @@ class FileSearchTool:
     async def _wait_for_ingestion(self, store_ids: list[str]) -> None:
         if not store_ids:
             return
-        files = tables.vector_store_files
         deadline = time.monotonic() + self.wait_seconds
         while time.monotonic() < deadline:
             async with self.db.read() as conn:
-                pending = await conn.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(files)
-                    .where(files.c.vector_store_id.in_(store_ids), files.c.status == "in_progress")
-                )
+                pending = await search_store.count_ingesting(conn, store_ids)
             if not pending:
                 return
             await asyncio.sleep(0.25)
@@ -174,18 +166,14 @@ class FileSearchTool:
         async with self.db.read() as conn:
             hits = await self.index.search(conn, query)
         async with self.db.write() as conn:
-            await touch(conn, store_ids, clock.now())
+            await search_store.mark_used(conn, store_ids, clock.now())
         return hits
 
     async def _file_names(self, file_ids: set[str]) -> dict[str, str]:
         if not file_ids:
             return {}
-        files = tables.files
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                sa.select(files.c.id, files.c.filename).where(files.c.id.in_(file_ids))
-            )
-            return {r.id: r.filename for r in rows}
+            return await search_store.file_names(conn, file_ids)
 
 
 def _default_results(model: str) -> int:

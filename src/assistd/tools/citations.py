@@ -31,6 +31,18 @@ _TRAILING = ".,;:!?"
 Sources = dict[tuple[int, int], str]
 
 
+@dataclass
+class MessageSources:
+    """What a run's built-in calls so far give its next message."""
+
+    # (call ordinal, result index) → file id, for file_citation annotations.
+    sources: Sources = field(default_factory=dict)
+    # Files the run's code wrote, by name under /mnt/data (for file_path annotations).
+    files: dict[str, str] = field(default_factory=dict)
+    # Images the run's code displayed, in order.
+    images: list[str] = field(default_factory=list)
+
+
 def find_citations(text: str, sources: Sources, offset: int = 0) -> list[dict[str, Any]]:
     """Annotations for the complete markers in ``text`` (which starts at ``offset``)."""
     found: list[dict[str, Any]] = []

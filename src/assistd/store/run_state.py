@@ -1,0 +1,103 @@
+"""The writes of the run state machine: a compare-and-set of a run's status and, when the
+run ends, the closing of its open steps and messages, in the caller's transaction.
+
+Which status may follow which is the executor's business (``executor.state``); this module
+only makes each move atomic: ``UPDATE ... WHERE status IN (...)`` returning the new row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from assistd.protocol.runs import RunStatus
+from assistd.store import tables
+from assistd.store.database import Connection
+from assistd.store.records import Message, Run, RunStep
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Records a transition changed, in the order their events must be sent."""
+
+    run: Run
+    steps: list[RunStep]
+    messages: list[Message]
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How a run's open children end with it: steps take ``step_status`` (stamped at
+    ``now``; a failed step also takes the run's ``last_error``), messages become
+    ``incomplete`` for ``message_reason``."""
+
+    step_status: str
+    message_reason: str
+    now: int
+
+
+async def compare_and_set(
+    conn: Connection,
+    run_id: str,
+    to: RunStatus,
+    *,
+    allowed: Sequence[RunStatus],
+    fields: dict[str, Any],
+    start_at: int | None = None,
+    closing: Closing | None = None,
+) -> Changes | None:
+    """Move the run to ``to`` with ``fields`` if its status is one of ``allowed``; None when
+    it was not. ``start_at`` stamps ``started_at`` unless the run already has one;
+    ``closing`` also ends the run's open steps and messages."""
+    runs = tables.runs
+    values: dict[str, Any] = {"status": to, **fields}
+    if start_at is not None:
+        values["started_at"] = sa.func.coalesce(runs.c.started_at, start_at)
+    result = await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.status.in_(list(allowed)))
+        .values(**values)
+        .returning(*runs.c)
+    )
+    row = result.mappings().first()
+    if row is None:
+        return None
+    run = Run.from_row(dict(row))
+    if closing is None:
+        return Changes(run=run, steps=[], messages=[])
+    steps = await _close_steps(conn, run, closing)
+    messages = await _close_messages(conn, run, closing)
+    return Changes(run=run, steps=steps, messages=messages)
+
+
+async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[RunStep]:
+    steps = tables.run_steps
+    status = closing.step_status
+    values: dict[str, Any] = {"status": status, f"{status}_at": closing.now}
+    if status == "failed":
+        values["last_error"] = run.last_error
+    result = await conn.execute(
+        sa.update(steps)
+        .where(steps.c.run_id == run.id, steps.c.status == "in_progress")
+        .values(**values)
+        .returning(*steps.c)
+    )
+    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+
+
+async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[Message]:
+    messages = tables.messages
+    result = await conn.execute(
+        sa.update(messages)
+        .where(messages.c.run_id == run.id, messages.c.status == "in_progress")
+        .values(
+            status="incomplete",
+            incomplete_at=closing.now,
+            incomplete_details={"reason": closing.message_reason},
+        )
+        .returning(*messages.c)
+    )
+    return [Message.from_row(dict(r)) for r in result.mappings()]
