@@ -27,6 +27,7 @@ from assistd.protocol.chat import (
     FunctionDelta,
     ToolCallDeltaOut,
 )
+from assistd.protocol.events import ChatChunkEvent, ChatErrorEvent
 from assistd.tokenizer import count_tokens
 
 logger = logging.getLogger("assistd.chat")
@@ -177,26 +178,31 @@ class ChatStream:
             choices=[ChunkChoice(delta=delta, finish_reason=finish)],
         )
 
-    async def events(self) -> AsyncIterator[ChatCompletionChunk | APIError]:
-        """Chunks in OpenAI's order; an ``APIError`` means the stream failed and ends there."""
+    async def events(self) -> AsyncIterator[ChatChunkEvent | ChatErrorEvent]:
+        """Chunks in OpenAI's order; an error event means the stream failed and ends there."""
         async with contextlib.aclosing(self.chunks):
             try:
                 async for delta in self._deltas():
-                    yield self._chunk(delta)
+                    yield self._event(self._chunk(delta))
             except BackendError as exc:
                 logger.warning("chat completion %s failed mid-stream: %s", self.id, exc.message)
-                yield backend_error(exc)
+                yield ChatErrorEvent(backend_error(exc).to_dict())
                 return
             except Exception:
                 logger.exception("chat completion %s failed mid-stream", self.id)
-                yield APIError(INTERNAL_ERROR)
+                yield ChatErrorEvent(APIError(INTERNAL_ERROR).to_dict())
                 return
-        yield self._chunk(ChunkDelta(), self.relay.finish())
+        yield self._event(self._chunk(ChunkDelta(), self.relay.finish()))
         if self.include_usage:
             usage = await asyncio.to_thread(self.relay.totals, self.messages, self.model)
-            yield ChatCompletionChunk(
-                id=self.id, created=self.created, model=self.model, choices=[], usage=usage
+            yield self._event(
+                ChatCompletionChunk(
+                    id=self.id, created=self.created, model=self.model, choices=[], usage=usage
+                )
             )
+
+    def _event(self, chunk: ChatCompletionChunk) -> ChatChunkEvent:
+        return ChatChunkEvent(chunk, include_usage=self.include_usage)
 
     async def _deltas(self) -> AsyncIterator[ChunkDelta]:
         first = self.relay.feed(self.first) if self.first is not None else None

@@ -8,23 +8,21 @@ answer or streaming.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from assistd.errors import APIError
 from assistd.http.deps import Project, Svc, json_body
+from assistd.http.sse import HEADERS, chat_stream
 from assistd.protocol.chat import CreateChatCompletionRequest
 from assistd.services.chat_relay import ChatStream
 
 router = APIRouter(tags=["chat"])
 
 T = TypeVar("T")
-DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED = 499  # nginx's "client closed request": nobody reads it, logs show why
 
 
@@ -67,30 +65,12 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def _frame(data: str) -> bytes:
-    return f"data: {data}\n\n".encode()
-
-
-async def _sse(stream: ChatStream) -> AsyncIterator[bytes]:
-    # Chat streams have no ``event:`` names; a failure is a ``data: {"error": ...}`` object
-    # (the SDK raises ``APIError`` on it) and the stream ends without ``[DONE]``, as OpenAI's.
-    exclude = None if stream.include_usage else {"usage"}
-    async for item in stream.events():
-        if isinstance(item, APIError):
-            yield _frame(json.dumps(item.to_dict(), separators=(",", ":")))
-            return
-        yield _frame(item.model_dump_json(exclude=exclude))
-    yield DONE
-
-
 class ChatStreamResponse(StreamingResponse):
     """SSE of one completion; the model call is closed however the response ends."""
 
     def __init__(self, stream: ChatStream) -> None:
         super().__init__(
-            _sse(stream),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            chat_stream(stream.events()), media_type="text/event-stream", headers=HEADERS
         )
         self.stream = stream
 
