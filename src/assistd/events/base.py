@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import ClassVar, Protocol
+
+from assistd.protocol.events import StreamEvent
+
+# What the bus carries: the typed stream events of protocol/events.py on run channels, and
+# requests to a run's worker on control channels.
+Event = StreamEvent
 
 
-@dataclass(frozen=True)
-class Event:
-    """One server-sent event: its name and its JSON-serialisable data."""
+@dataclass(frozen=True, slots=True)
+class CancelRequest(StreamEvent):
+    """Asks the worker executing the run to stop it (``control:<run_id>``)."""
 
-    event: str
-    data: Any
+    event: ClassVar[str] = "cancel"
+    data: None = None
 
 
 class Subscription(Protocol):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from assistd.events.base import Event, EventBus, run_channel
+from assistd.events.base import EventBus, run_channel
+from assistd.protocol.events import (
+    StreamEvent,
+    message_delta,
+    message_event,
+    run_event,
+    step_delta,
+    step_event,
+)
 from assistd.store.records import JsonObject, Message, Run, RunStep
 from assistd.store.run_state import Changes
 from assistd.store.wire import message_to_wire, run_to_wire, step_to_wire
@@ -16,39 +22,25 @@ class Emitter:
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
 
-    async def send(self, run_id: str, event: str, data: Any) -> None:
-        await self.bus.publish(run_channel(run_id), Event(event, data))
+    async def send(self, run_id: str, event: StreamEvent) -> None:
+        await self.bus.publish(run_channel(run_id), event)
 
     async def run(self, run: Run) -> None:
-        await self.send(run.id, f"thread.run.{run.status}", run_to_wire(run))
+        await self.send(run.id, run_event(run_to_wire(run)))
 
     async def step(self, step: RunStep, status: str | None = None) -> None:
-        name = f"thread.run.step.{status or step.status}"
-        await self.send(step.run_id, name, step_to_wire(step))
+        await self.send(step.run_id, step_event(step_to_wire(step), status))
 
     async def message(self, message: Message, status: str | None = None) -> None:
-        name = f"thread.message.{status or message.status}"
-        await self.send(str(message.run_id), name, message_to_wire(message))
+        await self.send(str(message.run_id), message_event(message_to_wire(message), status))
 
     async def message_delta(self, run_id: str, message_id: str, part: JsonObject) -> None:
         """One piece of a message's content (``part`` carries its ``index``)."""
-        await self.send(
-            run_id,
-            "thread.message.delta",
-            {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
-        )
+        await self.send(run_id, message_delta(message_id, part))
 
     async def step_delta(self, run_id: str, step_id: str, call: JsonObject) -> None:
         """One piece of a tool step's call (``call`` carries its ``index``)."""
-        await self.send(
-            run_id,
-            "thread.run.step.delta",
-            {
-                "id": step_id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
-            },
-        )
+        await self.send(run_id, step_delta(step_id, call))
 
     async def changes(self, changes: Changes) -> None:
         """Children first (message, then step), then the run: the order clients expect."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from assistd.errors import InvalidRequestError, not_found
-from assistd.events.base import Event
 from assistd.protocol.common import ListResponse
+from assistd.protocol.events import RunStepEvent, StreamEvent
 from assistd.protocol.runs import FILE_SEARCH_CONTENT, RunStepObject
 from assistd.services.listing import list_response
 from assistd.store import run_steps, runs, threads
@@ -49,13 +50,12 @@ def step_view(step: RunStep, with_content: bool) -> RunStepObject:
     return step_to_wire(step.but(step_details=without_result_content(step.step_details)))
 
 
-def event_view(event: Event, with_content: bool) -> Event:
+def event_view(event: StreamEvent, with_content: bool) -> StreamEvent:
     """A stream event as the client asked for it (see ``step_view``)."""
-    data = event.data
-    if with_content or not isinstance(data, RunStepObject) or data.type != "tool_calls":
+    if with_content or not isinstance(event, RunStepEvent) or event.data.type != "tool_calls":
         return event
-    details = without_result_content(data.step_details)
-    return Event(event.event, data.model_copy(update={"step_details": details}))
+    details = without_result_content(event.data.step_details)
+    return dataclasses.replace(event, data=event.data.model_copy(update={"step_details": details}))
 
 
 class RunStepService:

@@ -10,16 +10,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 
-from assistd.events.base import Event, EventBus, Subscription, run_channel
+from assistd.events.base import EventBus, Subscription, run_channel
+from assistd.protocol.events import (
+    KeepAlive,
+    StreamEvent,
+    ends_run_stream,
+    error_event,
+    run_event,
+)
 from assistd.protocol.runs import TERMINAL_STATUSES
 from assistd.services.run_steps import event_view
 from assistd.store import runs
 from assistd.store.database import Database
 from assistd.store.wire import run_to_wire
 
-KEEPALIVE = Event("keepalive", None)
 END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
-END_EVENTS = frozenset(f"thread.run.{status}" for status in END_STATUSES)
 
 
 class RunStream:
@@ -32,6 +37,9 @@ class RunStream:
         self.idle_seconds = idle_seconds
         self._stack = AsyncExitStack()
         self._subscription: Subscription | None = None
+        # What the request that opened the stream produced itself (the new thread and
+        # run), sent before the worker's events.
+        self.opening: Sequence[StreamEvent] = ()
 
     async def open(self) -> RunStream:
         self._subscription = await self._stack.enter_async_context(
@@ -42,27 +50,25 @@ class RunStream:
     async def close(self) -> None:
         await self._stack.aclose()
 
-    async def relay(
-        self, prologue: Sequence[Event], *, with_content: bool = False
-    ) -> AsyncIterator[Event]:
-        """``prologue`` first (events the request itself produced), then the run's events;
-        file-search result content only ``with_content`` (``include[]`` asked for it)."""
-        async for event in self._relay(prologue):
+    async def relay(self, *, with_content: bool = False) -> AsyncIterator[StreamEvent]:
+        """``opening`` first, then the run's events; file-search result content only
+        ``with_content`` (``include[]`` asked for it)."""
+        async for event in self._relay():
             yield event_view(event, with_content)
 
-    async def _relay(self, prologue: Sequence[Event]) -> AsyncIterator[Event]:
+    async def _relay(self) -> AsyncIterator[StreamEvent]:
         assert self._subscription is not None, "open() the stream first"
         try:
-            for event in prologue:
+            for event in self.opening:
                 yield event
-                if event.event in END_EVENTS:
+                if ends_run_stream(event):
                     return
             while True:
                 received = await self._subscription.get(self.idle_seconds)
                 if received is None:
                     final = await self._final_state()
                     if final is None:
-                        yield KEEPALIVE
+                        yield KeepAlive()
                         continue
                     # The run ended in the store, but its closing events (open message and
                     # step, then the run) are published just after that commit: wait for
@@ -72,17 +78,16 @@ class RunStream:
                         yield final
                         return
                 yield received
-                if received.event in END_EVENTS:
+                if ends_run_stream(received):
                     return
         finally:
             await self.close()
 
-    async def _final_state(self) -> Event | None:
+    async def _final_state(self) -> StreamEvent | None:
         async with self.db.read() as conn:
             run = await runs.get(conn, self.run_id)
         if run is None:
-            error = {"message": "The run no longer exists.", "type": "invalid_request_error"}
-            return Event("error", {"error": {**error, "param": None, "code": None}})
+            return error_event("The run no longer exists.", "invalid_request_error")
         if run.status not in END_STATUSES:
             return None
-        return Event(f"thread.run.{run.status}", run_to_wire(run))
+        return run_event(run_to_wire(run))

@@ -14,9 +14,10 @@ from typing import Any
 from assistd import clock, ids
 from assistd.backends.registry import BackendRegistry
 from assistd.errors import InvalidRequestError, NotFoundError, not_found
-from assistd.events.base import Event, EventBus, control_channel
+from assistd.events.base import CancelRequest, EventBus, control_channel
 from assistd.executor.state import Emitter, end_run, transition
 from assistd.protocol.common import ListResponse, dump_response_format, dump_tools
+from assistd.protocol.events import ThreadCreated, run_opened
 from assistd.protocol.runs import (
     CreateRunRequest,
     CreateThreadAndRunRequest,
@@ -32,11 +33,11 @@ from assistd.services.listing import list_response
 from assistd.services.messages import insert_message
 from assistd.services.run_streams import RunStream
 from assistd.services.thread_lock import active_run, lock_thread
-from assistd.services.threads import create_thread_row
+from assistd.services.threads import create_thread
 from assistd.services.threads import to_wire as thread_to_wire
 from assistd.store import assistants, run_steps, runs, threads
 from assistd.store.database import Connection, Database
-from assistd.store.records import Run, Thread
+from assistd.store.records import Run
 from assistd.store.repository import PageQuery
 from assistd.store.wire import run_to_wire
 
@@ -180,11 +181,14 @@ class RunService:
                 )
             await self._queue_new(conn, run)
         await self.queue.put(run_id)
-        return run_to_wire(run), stream
+        wire = run_to_wire(run)
+        if stream is not None:
+            stream.opening = run_opened(wire)
+        return wire, stream
 
     async def create_thread_and_run(
         self, project: str, request: CreateThreadAndRunRequest
-    ) -> tuple[RunObject, Event, RunStream | None]:
+    ) -> tuple[RunObject, RunStream | None]:
         run_id = ids.new_id("run")
         thread_request = request.thread or CreateThreadRequest()
         if request.tool_resources is not None:
@@ -192,13 +196,14 @@ class RunService:
                 update={"tool_resources": request.tool_resources}
             )
         async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
-            thread_row = await create_thread_row(conn, project, thread_request, param="thread")
-            thread = Thread.from_row(thread_row)
+            thread = await create_thread(conn, project, thread_request, param="thread")
             run = await self._new_run(conn, project, run_id, thread.id, request)
             await self._queue_new(conn, run)
         await self.queue.put(run_id)
-        created = Event("thread.created", thread_to_wire(thread_row))
-        return run_to_wire(run), created, stream
+        wire = run_to_wire(run)
+        if stream is not None:
+            stream.opening = [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)]
+        return wire, stream
 
     @asynccontextmanager
     async def _stream(self, run_id: str, wanted: bool | None) -> AsyncIterator[RunStream | None]:
@@ -267,7 +272,7 @@ class RunService:
         await self.emit.changes(changes)
         if executing:
             # The worker executing it stops the model call and ends the run.
-            await self.bus.publish(control_channel(run_id), Event("cancel", None))
+            await self.bus.publish(control_channel(run_id), CancelRequest())
         else:
             # Nothing is executing a queued or waiting run: end it here.
             await end_run(self.db, self.emit, run_id, "cancelled", only_from=("cancelling",))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from assistd.errors import not_found
@@ -17,10 +16,7 @@ from assistd.store.database import Connection, Database
 from assistd.store.records import Thread
 
 
-def to_wire(thread: Thread | Mapping[str, Any]) -> ThreadObject:
-    # TRANSITION: runs.py still passes the row ``create_thread_row`` gives it.
-    if not isinstance(thread, Thread):
-        thread = Thread.from_row(thread)
+def to_wire(thread: Thread) -> ThreadObject:
     return ThreadObject(
         id=thread.id,
         created_at=thread.created_at,
@@ -46,13 +42,6 @@ async def create_thread(
         # Attachments gave the thread a vector store: answer with its tool_resources.
         thread = await threads.get_for_project(conn, project, thread.id) or thread
     return thread
-
-
-async def create_thread_row(
-    conn: Connection, project: str, request: CreateThreadRequest, *, param: str = ""
-) -> dict[str, Any]:
-    """TRANSITION: ``create_thread`` as a row, for runs.py until it reads records."""
-    return (await create_thread(conn, project, request, param=param)).values()
 
 
 class ThreadService:

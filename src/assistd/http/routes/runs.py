@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.responses import StreamingResponse
 
-from assistd.events.base import Event
 from assistd.http.deps import Page, Project, Svc, json_body
-from assistd.http.streaming import sse_response
+from assistd.http.errors import SERVER_ERROR
+from assistd.http.sse import assistant_stream, event_stream_response
 from assistd.protocol.common import ListResponse
 from assistd.protocol.runs import (
     TERMINAL_STATUSES,
@@ -39,19 +39,15 @@ def _answer(
     svc: Svc,
     response: Response,
     run: RunObject,
-    prologue: list[Event],
     stream: RunStream | None,
     with_content: bool = False,
 ) -> RunObject | StreamingResponse:
     if stream is not None:
-        return sse_response(stream.relay(prologue, with_content=with_content))
+        events = stream.relay(with_content=with_content)
+        return event_stream_response(assistant_stream(events, SERVER_ERROR))
     if run.status not in TERMINAL_STATUSES:
         response.headers["openai-poll-after-ms"] = str(svc.settings.poll_after_ms)
     return run
-
-
-def _prologue(run: RunObject) -> list[Event]:
-    return [Event("thread.run.created", run), Event("thread.run.queued", run)]
 
 
 @router.post("/threads/runs", response_model=None)
@@ -61,8 +57,8 @@ async def create_thread_and_run(
     response: Response,
     body: Annotated[CreateThreadAndRunRequest, Depends(json_body(CreateThreadAndRunRequest))],
 ) -> RunObject | StreamingResponse:
-    run, created, stream = await svc.runs.create_thread_and_run(project, body)
-    return _answer(svc, response, run, [created, *_prologue(run)], stream)
+    run, stream = await svc.runs.create_thread_and_run(project, body)
+    return _answer(svc, response, run, stream)
 
 
 @router.post("/threads/{thread_id}/runs", response_model=None)
@@ -76,7 +72,7 @@ async def create_run(
 ) -> RunObject | StreamingResponse:
     with_content = check_include(include)
     run, stream = await svc.runs.create(project, thread_id, body)
-    return _answer(svc, response, run, _prologue(run), stream, with_content)
+    return _answer(svc, response, run, stream, with_content)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -91,7 +87,7 @@ async def get_run(
     svc: Svc, project: Project, response: Response, thread_id: str, run_id: str
 ) -> RunObject | StreamingResponse:
     run = await svc.runs.get(project, thread_id, run_id)
-    return _answer(svc, response, run, [], None)
+    return _answer(svc, response, run, None)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}")
@@ -110,7 +106,7 @@ async def cancel_run(
     svc: Svc, project: Project, response: Response, thread_id: str, run_id: str
 ) -> RunObject | StreamingResponse:
     run = await svc.runs.cancel(project, thread_id, run_id)
-    return _answer(svc, response, run, [], None)
+    return _answer(svc, response, run, None)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
@@ -123,9 +119,9 @@ async def submit_tool_outputs(
     body: Annotated[SubmitToolOutputsRequest, Depends(json_body(SubmitToolOutputsRequest))],
 ) -> RunObject | StreamingResponse:
     run, stream = await svc.runs.submit_tool_outputs(project, thread_id, run_id, body)
-    # No prologue: the service publishes thread.run.queued on the run's channel, which the
-    # stream (subscribed before that) relays; sending it here as well duplicated it.
-    return _answer(svc, response, run, [], stream)
+    # The service publishes thread.run.queued on the run's channel, which the stream
+    # (subscribed before that) relays: nothing opens this stream but the worker's events.
+    return _answer(svc, response, run, stream)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")
