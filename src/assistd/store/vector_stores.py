@@ -30,7 +30,7 @@ from assistd.store import file_batches, tables
 from assistd.store import vector_store_files as attached
 from assistd.store.database import Connection
 from assistd.store.records import FileBatch, VectorStore, VectorStoreFile
-from assistd.store.repository import Page, PageQuery, RecordRepository, Row
+from assistd.store.repository import Page, PageQuery, RecordRepository
 
 SECONDS_PER_DAY = 86_400
 
@@ -90,8 +90,11 @@ def expiry(expires_after: Mapping[str, Any] | None, last_active_at: int | None) 
     return last_active_at + int(expires_after["days"]) * SECONDS_PER_DAY
 
 
-def is_expired(store: VectorStore | Row, now: int) -> bool:
-    expires_at = store.expires_at if isinstance(store, VectorStore) else store["expires_at"]
+def is_expired(store: VectorStore, now: int) -> bool:
+    return _lapsed(store.expires_at, now)
+
+
+def _lapsed(expires_at: int | None, now: int) -> bool:
     return expires_at is not None and expires_at <= now
 
 
@@ -184,49 +187,6 @@ def new_store(
     )
 
 
-def new_store_row(
-    project: str,
-    *,
-    name: str | None,
-    description: str | None,
-    metadata: Mapping[str, str] | None,
-    expires_after: Mapping[str, Any] | None,
-    now: int,
-) -> dict[str, Any]:
-    # TRANSITION: the row form of ``new_store``, for callers not yet on records.
-    return new_store(
-        project,
-        name=name,
-        description=description,
-        metadata=metadata,
-        expires_after=expires_after,
-        now=now,
-    ).values()
-
-
-def new_file_row(
-    project: str,
-    vector_store_id: str,
-    file_id: str,
-    *,
-    chunking_strategy: Mapping[str, Any],
-    attributes: Mapping[str, Any] | None,
-    batch_id: str | None,
-    now: int,
-) -> dict[str, Any]:
-    # TRANSITION: the row form of ``vector_store_files.new_file``, for callers not yet on
-    # records.
-    return attached.new_file(
-        project,
-        vector_store_id,
-        file_id,
-        chunking_strategy=chunking_strategy,
-        attributes=attributes,
-        batch_id=batch_id,
-        now=now,
-    ).values() | {"parsed_text": None}
-
-
 async def create(conn: Connection, store: VectorStore) -> None:
     await _repo.add(conn, store)
 
@@ -274,7 +234,7 @@ async def touch(conn: AsyncConnection, vector_store_ids: Iterable[str], now: int
         stores.c.id.in_(wanted)
     )
     for row in [dict(r) for r in (await conn.execute(query)).mappings()]:
-        if is_expired(row, now):
+        if _lapsed(row["expires_at"], now):
             continue
         await conn.execute(
             sa.update(stores)
@@ -306,7 +266,7 @@ async def create_unnamed(
     now: int,
 ) -> VectorStore:
     """A store made for a thread or an assistant by a helper (no name, no description)."""
-    values = new_store_row(
+    store = new_store(
         project,
         name=None,
         description=None,
@@ -314,8 +274,8 @@ async def create_unnamed(
         expires_after=expires_after,
         now=now,
     )
-    await conn.execute(sa.insert(tables.vector_stores).values(**values))
-    return VectorStore.from_row(values)
+    await create(conn, store)
+    return store
 
 
 async def add_pending_files(
@@ -328,20 +288,21 @@ async def add_pending_files(
     now: int,
 ) -> None:
     """Attach ``file_ids`` (checked, each once, none in the store yet) for ingestion."""
-    attached = [
-        new_file_row(
-            project,
-            vector_store_id,
-            file_id,
-            chunking_strategy=chunking_strategy,
-            attributes=None,
-            batch_id=None,
-            now=now,
-        )
-        for file_id in file_ids
-    ]
-    if attached:
-        await conn.execute(sa.insert(tables.vector_store_files), attached)
+    await attached.add_many(
+        conn,
+        [
+            attached.new_file(
+                project,
+                vector_store_id,
+                file_id,
+                chunking_strategy=chunking_strategy,
+                attributes=None,
+                batch_id=None,
+                now=now,
+            )
+            for file_id in file_ids
+        ],
+    )
 
 
 async def present_file_ids(

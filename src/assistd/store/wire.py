@@ -10,7 +10,6 @@ from typing import Any
 from assistd.protocol.messages import MessageObject
 from assistd.protocol.runs import TERMINAL_STATUSES, RunObject, RunStepObject
 from assistd.store.records import Message, Record, Run, RunStep
-from assistd.store.repository import Row
 
 _MESSAGE_FIELDS = (
     "id",
@@ -35,36 +34,29 @@ _RUN_FIELDS = tuple(f for f in RunObject.model_fields if f not in ("object", "us
 _STEP_FIELDS = tuple(f for f in RunStepObject.model_fields if f != "object")
 
 
-def _fields(source: Record | Row, keys: tuple[str, ...]) -> dict[str, Any]:
-    # TRANSITION: rows are still passed by code not yet on typed records.
-    if isinstance(source, Record):
-        return {key: getattr(source, key) for key in keys}
-    return {key: source[key] for key in keys}
+def _fields(source: Record, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: getattr(source, key) for key in keys}
 
 
-def message_to_wire(row: Message | Row) -> MessageObject:
-    return MessageObject.model_validate(_fields(row, _MESSAGE_FIELDS))
+def message_to_wire(message: Message) -> MessageObject:
+    return MessageObject.model_validate(_fields(message, _MESSAGE_FIELDS))
 
 
-def run_to_wire(row: Run | Row) -> RunObject:
-    values = _fields(row, _RUN_FIELDS)
+def run_to_wire(run: Run) -> RunObject:
+    values = _fields(run, _RUN_FIELDS)
     # Usage accumulates in storage during the run but is only reported once it is over.
-    values["usage"] = values_of(row, "usage") if values["status"] in TERMINAL_STATUSES else None
+    values["usage"] = run.usage if run.status in TERMINAL_STATUSES else None
     return RunObject.model_validate(values)
 
 
-def step_to_wire(row: RunStep | Row) -> RunStepObject:
-    values = _fields(row, _STEP_FIELDS)
+def step_to_wire(step: RunStep) -> RunStepObject:
+    values = _fields(step, _STEP_FIELDS)
     values["step_details"] = _without_model_keys(values["step_details"])
     # A tool step keeps its completion's usage while it waits for outputs; the API reports
     # step usage only once the step has ended.
     if values["status"] == "in_progress":
         values["usage"] = None
     return RunStepObject.model_validate(values)
-
-
-def values_of(source: Record | Row, key: str) -> Any:
-    return getattr(source, key) if isinstance(source, Record) else source[key]
 
 
 def _without_model_keys(details: Any) -> Any:

@@ -32,7 +32,7 @@ from assistd.sandbox.process import RESTARTED
 from assistd.store import assistants, files, messages, run_steps, threads
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Connection, Database
-from assistd.store.file_rows import read_bytes, store_bytes
+from assistd.store.files import read_bytes, store_bytes
 from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tools.base import Tool
