@@ -78,23 +78,65 @@ def test_text_streams_as_several_chunks_in_order(upstream: FakeUpstream) -> None
     assert all(c.finish_reason is None for c in chunks[:-1])
 
 
-def test_chunks_are_yielded_as_they_arrive(upstream: FakeUpstream) -> None:
-    upstream.queue(text_reply("one two three", delay=0.3))
+def test_chunks_are_yielded_as_they_arrive() -> None:
+    # The upstream sends the first word, then holds the rest back until the backend has
+    # yielded that word: a backend that buffered the response could not, so the upstream
+    # would give up waiting and the words would come out after it did.
+    log: list[str] = []
 
-    async def first_chunk_delay() -> float:
-        backend = backend_for(upstream)
-        started = time.monotonic()
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        data = {"id": "chatcmpl-gated", "object": "chat.completion.chunk", "choices": [choice]}
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    async def scenario() -> None:
+        released = asyncio.Event()
+
+        async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            (length,) = [
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+            writer.write(b"connection: close\r\n\r\n")  # the body ends when we close
+            log.append("upstream: first word")
+            writer.write(event({"role": "assistant", "content": ""}) + event({"content": "one "}))
+            await writer.drain()
+            try:
+                # Only a liveness guard: without it a buffering backend would hang the test.
+                await asyncio.wait_for(released.wait(), timeout=10)
+                log.append("upstream: released")
+            except TimeoutError:
+                log.append("upstream: gave up waiting")
+            writer.write(event({"content": "two"}) + event({}, "stop") + b"data: [DONE]\n\n")
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        backend = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1", KEY, max_retries=0)
         try:
             async with contextlib.aclosing(backend.stream(request())) as stream:
                 async for chunk in stream:
                     if chunk.text:
-                        return time.monotonic() - started
+                        log.append(f"backend: {chunk.text}")
+                        released.set()
         finally:
             await backend.aclose()
-        raise AssertionError("no text")
+            server.close()
+            await server.wait_closed()
 
-    # Role chunk and first word: two delays, well under the whole reply (six).
-    assert run(first_chunk_delay()) < 1.2
+    run(scenario())
+    assert log == [
+        "upstream: first word",
+        "backend: one ",
+        "upstream: released",
+        "backend: two",
+    ]
 
 
 def test_parallel_tool_call_deltas_reassemble(upstream: FakeUpstream) -> None:

@@ -1,0 +1,239 @@
+"""Runs on servers of the test's own: expiry of runs left in ``requires_action``, and
+recovery after a restart (interrupted runs fail, queued ones resume, cancelled ones stay).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from assistd.backends.scripted import Reply, text_reply, tool_reply
+from tests.api.run_support import (
+    TERMINAL,
+    error_body,
+    model_contents,
+    new_model,
+    run_messages,
+    text_of,
+    thread_with,
+    wait_run,
+    wait_until,
+    weather_assistant,
+)
+from tests.conftest import LiveServer, make_settings
+
+
+@pytest.fixture
+def own_server() -> Iterator[Callable[..., LiveServer]]:
+    """Starts LiveServers with custom settings; stops whichever are still running."""
+    started: list[LiveServer] = []
+
+    def start(
+        data_dir: Path, *, replies: dict[str, list[Reply]] | None = None, **overrides: Any
+    ) -> LiveServer:
+        live = LiveServer(make_settings(data_dir, **overrides))
+        # Scripted before start-up: recovery may execute resumed runs right away.
+        for model, queued in (replies or {}).items():
+            live.scripted.queue(*queued, model=model)
+        started.append(live.start())
+        return live
+
+    yield start
+    for live in started:
+        if live.thread.is_alive():
+            live.stop()
+
+
+def client_for(live: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=live.base_url, api_key=key, max_retries=0, _strict_response_validation=True
+    )
+
+
+def test_requires_action_run_expires(own_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+    live = own_server(tmp_path, run_expires_seconds=1, run_lease_seconds=2)
+    key = live.new_key("proj_expiry")
+    model = new_model()
+    live.scripted.queue(tool_reply(("get_weather", {"city": "Bonn"})), model=model)
+    with client_for(live, key) as client:
+        assistant = weather_assistant(client, model)
+        thread_id = thread_with(client, "Bonn?")
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread_id, assistant_id=assistant.id
+        )
+        assert run.status == "requires_action"
+        assert run.required_action is not None
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+
+        expired = wait_run(client, run, TERMINAL, timeout=10)
+        assert expired.status == "expired", expired
+        assert expired.required_action is None
+        assert expired.expires_at is None
+        assert expired.cancelled_at is None
+        assert expired.failed_at is None
+        (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
+        assert step.status == "expired"
+        assert step.expired_at is not None
+
+        with pytest.raises(openai.BadRequestError) as exc:
+            client.beta.threads.runs.submit_tool_outputs(
+                run.id,
+                thread_id=thread_id,
+                tool_outputs=[{"tool_call_id": call.id, "output": "too late"}],
+            )
+        assert error_body(exc)["message"] == 'Runs in status "expired" do not accept tool outputs.'
+        with pytest.raises(openai.BadRequestError):
+            client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+        # The expired run no longer holds the thread.
+        client.beta.threads.messages.create(thread_id, role="user", content="still there?")
+
+
+def test_restart_fails_interrupted_runs_and_resumes_queued_ones(
+    own_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """On SQLite (one process) whatever a stopped server left unfinished is recovered at
+    start: a run cut off mid-stream fails, a run still waiting in the queue is executed."""
+    settings: dict[str, Any] = {"worker_concurrency": 1}
+    first = own_server(tmp_path, **settings)
+    key = first.new_key("proj_restart")
+    slow_model, queued_model = new_model(), new_model()
+    full = " ".join(f"part{i}" for i in range(100))
+    first.scripted.queue(Reply(text=full, delay=0.2), model=slow_model)
+    with client_for(first, key) as client:
+        slow_assistant = client.beta.assistants.create(model=slow_model)
+        queued_assistant = client.beta.assistants.create(model=queued_model)
+        slow_thread = thread_with(client, "Tell me everything.")
+        queued_thread = thread_with(client, "Me next.")
+        slow = client.beta.threads.runs.create(slow_thread, assistant_id=slow_assistant.id)
+        wait_until(lambda: run_messages(client, slow_thread, slow.id), lambda ms: len(ms) == 1)
+        time.sleep(0.5)  # a few more words stream (not an assertion)
+        # The only execution slot is busy, so this run stays queued.
+        queued = client.beta.threads.runs.create(queued_thread, assistant_id=queued_assistant.id)
+        assert queued.status == "queued"
+        assert client.beta.threads.runs.retrieve(slow.id, thread_id=slow_thread).status == (
+            "in_progress"
+        )
+    first.stop()
+    assert first.scripted.requests_for(queued_model) == []
+
+    second = own_server(
+        tmp_path, replies={queued_model: [text_reply("Resumed after restart.")]}, **settings
+    )
+    with client_for(second, key) as client:
+        failed = wait_run(client, slow, TERMINAL)
+        assert failed.status == "failed", failed
+        assert failed.last_error is not None
+        assert failed.last_error.code == "server_error"
+        assert "interrupted" in failed.last_error.message
+        assert failed.failed_at is not None
+        assert failed.expires_at is None
+        (message,) = run_messages(client, slow_thread, slow.id)
+        assert message.status == "incomplete"
+        assert message.incomplete_details is not None
+        assert message.incomplete_details.reason == "run_failed"
+        partial = text_of(message)
+        assert partial
+        assert full.startswith(partial)
+        assert len(partial) < len(full)
+        (step,) = client.beta.threads.runs.steps.list(slow.id, thread_id=slow_thread).data
+        assert step.status == "failed"
+
+        resumed = wait_run(client, queued, TERMINAL)
+        assert resumed.status == "completed", resumed
+        assert resumed.started_at is not None
+        (answer,) = run_messages(client, queued_thread, queued.id)
+        assert text_of(answer) == "Resumed after restart."
+        (request,) = second.scripted.requests_for(queued_model)
+        assert model_contents(request) == [("user", "Me next.")]
+
+        # Both threads are usable again.
+        again = client.beta.threads.runs.create_and_poll(
+            thread_id=slow_thread, assistant_id=slow_assistant.id
+        )
+        assert again.status == "completed"
+
+
+def test_requires_action_run_survives_a_restart(
+    own_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    first = own_server(tmp_path)
+    key = first.new_key("proj_restart_wait")
+    model = new_model()
+    first.scripted.queue(tool_reply(("get_weather", {"city": "Kyiv"})), model=model)
+    with client_for(first, key) as client:
+        assistant = weather_assistant(client, model)
+        thread_id = thread_with(client, "Kyiv?")
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread_id, assistant_id=assistant.id
+        )
+        assert run.status == "requires_action"
+        assert run.required_action is not None
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+    first.stop()
+
+    second = own_server(tmp_path, replies={model: [text_reply("Mild in Kyiv.")]})
+    with client_for(second, key) as client:
+        waiting = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+        assert waiting.status == "requires_action"
+        assert waiting.required_action is not None
+        assert waiting.required_action.to_dict() == run.required_action.to_dict()
+        final = client.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id,
+            thread_id=thread_id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "14C"}],
+        )
+        assert final.status == "completed", final
+        (message,) = run_messages(client, thread_id, run.id)
+        assert text_of(message) == "Mild in Kyiv."
+        (request,) = second.scripted.requests_for(model)
+        assert request.messages[-1] == {"role": "tool", "tool_call_id": call.id, "content": "14C"}
+
+
+def test_cancelled_queued_run_is_never_executed(
+    own_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """A run cancelled while it waits for an execution slot ends at once, and the worker
+    that later reaches it in the queue leaves it alone."""
+    live = own_server(tmp_path, worker_concurrency=1)
+    key = live.new_key("proj_queue_cancel")
+    model = new_model()
+    live.scripted.queue(
+        Reply(text=" ".join(["slow"] * 100), delay=0.2), text_reply("Third."), model=model
+    )
+    with client_for(live, key) as client:
+        assistant = client.beta.assistants.create(model=model)
+        busy = client.beta.threads.runs.create(thread_with(client, "a"), assistant_id=assistant.id)
+        wait_run(client, busy, {"in_progress"})
+        waiting = client.beta.threads.runs.create(
+            thread_with(client, "b"), assistant_id=assistant.id
+        )
+        assert waiting.status == "queued"
+        cancelled = client.beta.threads.runs.cancel(waiting.id, thread_id=waiting.thread_id)
+        assert cancelled.status == "cancelling"
+        final = wait_run(client, waiting, TERMINAL)
+        assert final.status == "cancelled"
+        assert final.started_at is None
+        assert final.cancelled_at is not None
+        assert (
+            client.beta.threads.runs.steps.list(waiting.id, thread_id=waiting.thread_id).data == []
+        )
+
+        client.beta.threads.runs.cancel(busy.id, thread_id=busy.thread_id)
+        assert wait_run(client, busy, TERMINAL).status == "cancelled"
+        # The queue is first in, first out: once a later run completes, the cancelled one
+        # was reached (and skipped) before it.
+        third = client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "c"}]}
+        )
+        assert third.status == "completed"
+        requests = live.scripted.requests_for(model)
+        assert [r.messages[-1]["content"] for r in requests] == ["a", "c"]
+        assert (
+            client.beta.threads.runs.retrieve(waiting.id, thread_id=waiting.thread_id).status
+            == "cancelled"
+        )
