@@ -284,6 +284,19 @@ def check_order(
     assert frames[-1].data == "[DONE]"
     assert events.count("done") == 1
     body = frames[:-1]
+    start = _check_prologue(body, events, thread_created, continuation)
+    assert body[-1].event in END_RUN_EVENTS, events
+    assert sum(e in END_RUN_EVENTS for e in events) == 1, events
+    nesting = _Nesting(events, continuation)
+    for f in body[start:-1]:
+        nesting.see(f.event, f.data)
+    nesting.check_end(body[-1])
+
+
+def _check_prologue(
+    body: list[Frame], events: list[str], thread_created: bool, continuation: bool
+) -> int:
+    """Checks the events before the first step; returns where the steps start."""
     start = 0
     if thread_created:
         assert events[0] == "thread.created"
@@ -298,78 +311,100 @@ def check_order(
             assert isinstance(f.data["started_at"], int)
         elif not continuation:
             assert f.data["started_at"] is None
-    assert body[-1].event in END_RUN_EVENTS, events
-    assert sum(e in END_RUN_EVENTS for e in events) == 1, events
+    return start + len(prologue)
 
-    created: set[str] = set()
-    open_step: dict[str, Any] | None = None
-    open_message: str | None = None
-    streamed_calls: list[str] = []
-    for f in body[start + len(prologue) : -1]:
-        name, data = f.event, f.data
+
+class _Nesting:
+    """Follows the open step and message through the middle of a run's stream."""
+
+    def __init__(self, events: list[str], continuation: bool) -> None:
+        self.events = events
+        self.continuation = continuation
+        self.created: set[str] = set()
+        self.open_step: dict[str, Any] | None = None
+        self.open_message: str | None = None
+        self.streamed_calls: list[str] = []
+
+    def see(self, name: str, data: Any) -> None:
+        if name.startswith("thread.run.step."):
+            self._step(name, data)
+        elif name.startswith("thread.message."):
+            self._message(name, data)
+        elif name == "thread.run.cancelling":
+            assert data["status"] == "cancelling"
+        else:
+            raise AssertionError(f"unexpected {name} in the middle of {self.events}")
+
+    def _step(self, name: str, data: Any) -> None:
         if name == "thread.run.step.created":
-            assert open_step is None, "steps of a run are sequential"
+            assert self.open_step is None, "steps of a run are sequential"
             assert data["status"] == "in_progress"
             assert data["usage"] is None
             if data["type"] == "tool_calls":
                 assert data["step_details"] == {"type": "tool_calls", "tool_calls": []}
-            open_step = data
-            created.add(data["id"])
-        elif name == "thread.run.step.in_progress":
-            assert open_step is not None
-            assert data["id"] == open_step["id"]
-            assert data["usage"] is None
-        elif name == "thread.run.step.delta":
-            assert open_step is not None
-            assert data["id"] == open_step["id"]
-            assert open_step["type"] == "tool_calls"
+            self.open_step = data
+            self.created.add(data["id"])
+        elif name in ("thread.run.step.in_progress", "thread.run.step.delta"):
+            assert self.open_step is not None
+            assert data["id"] == self.open_step["id"]
+            if name == "thread.run.step.in_progress":
+                assert data["usage"] is None
+                return
+            assert self.open_step["type"] == "tool_calls"
             for call in data["delta"]["step_details"]["tool_calls"]:
                 if "id" in call:
-                    streamed_calls.append(call["id"])
+                    self.streamed_calls.append(call["id"])
         elif name in STEP_END_EVENTS:
-            if data["id"] in created:
-                assert open_step is not None
-                assert data["id"] == open_step["id"]
-                assert open_message is None, "the message ends before its step"
-                open_step = None
-            else:
-                # Only the continuation's waiting tool step, before any new step.
-                assert continuation
-                assert not created
-                assert name == "thread.run.step.completed"
-                assert data["type"] == "tool_calls"
-            if name == "thread.run.step.completed":
-                assert data["usage"] is not None
-        elif name == "thread.message.created":
-            assert open_step is not None
-            assert open_step["type"] == "message_creation"
-            assert open_step["step_details"]["message_creation"]["message_id"] == data["id"]
+            self._step_end(name, data)
+        else:
+            raise AssertionError(f"unexpected {name} in the middle of {self.events}")
+
+    def _step_end(self, name: str, data: Any) -> None:
+        if data["id"] in self.created:
+            assert self.open_step is not None
+            assert data["id"] == self.open_step["id"]
+            assert self.open_message is None, "the message ends before its step"
+            self.open_step = None
+        else:
+            # Only the continuation's waiting tool step, before any new step.
+            assert self.continuation
+            assert not self.created
+            assert name == "thread.run.step.completed"
+            assert data["type"] == "tool_calls"
+        if name == "thread.run.step.completed":
+            assert data["usage"] is not None
+
+    def _message(self, name: str, data: Any) -> None:
+        if name == "thread.message.created":
+            assert self.open_step is not None
+            assert self.open_step["type"] == "message_creation"
+            assert self.open_step["step_details"]["message_creation"]["message_id"] == data["id"]
             assert data["content"] == []
             assert data["status"] == "in_progress"
-            open_message = data["id"]
+            self.open_message = data["id"]
         elif name in ("thread.message.in_progress", "thread.message.delta"):
-            assert data["id"] == open_message
+            assert data["id"] == self.open_message
         elif name in ("thread.message.completed", "thread.message.incomplete"):
-            assert data["id"] == open_message
-            open_message = None
-        elif name == "thread.run.cancelling":
-            assert data["status"] == "cancelling"
+            assert data["id"] == self.open_message
+            self.open_message = None
         else:
-            raise AssertionError(f"unexpected {name} in the middle of {events}")
-    end = body[-1]
-    assert end.data["status"] == end.event.removeprefix("thread.run.")
-    if end.event == "thread.run.requires_action":
-        # The tool step stays open; the calls to answer are the ones streamed.
-        assert open_step is not None
-        assert open_step["type"] == "tool_calls"
-        assert open_message is None
-        required = end.data["required_action"]["submit_tool_outputs"]["tool_calls"]
-        assert [c["id"] for c in required] == streamed_calls
-        assert end.data["usage"] is None
-    else:
-        assert open_step is None, " ".join(e.rsplit(".", 1)[-1] for e in events)
-        assert open_message is None, events
-        assert end.data["expires_at"] is None
+            raise AssertionError(f"unexpected {name} in the middle of {self.events}")
+
+    def check_end(self, end: Frame) -> None:
+        assert end.data["status"] == end.event.removeprefix("thread.run.")
+        if end.event == "thread.run.requires_action":
+            # The tool step stays open; the calls to answer are the ones streamed.
+            assert self.open_step is not None
+            assert self.open_step["type"] == "tool_calls"
+            assert self.open_message is None
+            required = end.data["required_action"]["submit_tool_outputs"]["tool_calls"]
+            assert [c["id"] for c in required] == self.streamed_calls
+            assert end.data["usage"] is None
+        else:
+            events = self.events
+            assert self.open_step is None, " ".join(e.rsplit(".", 1)[-1] for e in events)
+            assert self.open_message is None, events
+            assert end.data["expires_at"] is None
         assert end.data["required_action"] is None
 
 

@@ -21,7 +21,7 @@ from assistd.backends.base import Usage
 from assistd.backends.scripted import Reply, text_reply, tool_reply
 from assistd.sandbox.bubblewrap import unavailable_reason
 from assistd.tools.code_interpreter import CodeInterpreterTool
-from tests.api.test_streaming import (
+from tests.api.stream_support import (
     INSTRUCTIONS,
     assert_matches_golden,
     check_order,

@@ -424,8 +424,8 @@ def test_failure_inside_an_open_stream_is_an_error_event(
     # Once the status line is out, a server failure can only be reported in-band.
     original = RunStream.relay
 
-    async def broken(self: RunStream, prologue: Any, **options: Any) -> AsyncIterator[Any]:
-        async with contextlib.aclosing(original(self, prologue, **options)) as events:
+    async def broken(self: RunStream, **options: Any) -> AsyncIterator[Any]:
+        async with contextlib.aclosing(original(self, **options)) as events:
             async for event in events:
                 yield event
                 if event.event == "thread.run.queued":

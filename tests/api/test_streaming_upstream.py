@@ -302,7 +302,7 @@ def test_idle_stream_still_relays_closing_events_of_an_ended_run(
         return final
 
     async def held_back_changes(self: Emitter, changes: Changes) -> None:
-        if changes.run["status"] == "cancelled":
+        if changes.run.status == "cancelled":
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await store_seen_ended.wait()
