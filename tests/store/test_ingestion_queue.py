@@ -19,7 +19,8 @@ from assistd.store import ingestion_queue as queue
 from assistd.store import vector_store_files, vector_stores
 from assistd.store.database import Database
 from assistd.store.records import VectorStoreFile
-from tests.conftest import _postgres_database, make_settings
+from tests.conftest import make_settings
+from tests.store_support import attached_file, database_url
 
 PROJECT = "p_queue"
 LEASE = 60.0
@@ -31,15 +32,8 @@ def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     data_dir = tmp_path_factory.mktemp(f"queue-{request.param}")
-    if request.param == "sqlite":
-        yield make_settings(data_dir)
-        return
-    gen = _postgres_database()
-    url = next(gen)
-    try:
+    with database_url(request.param, data_dir) as url:
         yield make_settings(data_dir, database_url=url)
-    finally:
-        gen.close()
 
 
 def run(backend: Settings, scenario: Scenario) -> None:
@@ -66,18 +60,7 @@ def run(backend: Settings, scenario: Scenario) -> None:
 
 
 async def attach(db: Database, store_id: str, *file_ids: str) -> list[VectorStoreFile]:
-    made = [
-        vector_store_files.new_file(
-            PROJECT,
-            store_id,
-            file_id,
-            chunking_strategy={"type": "auto"},
-            attributes=None,
-            batch_id=None,
-            now=0,
-        )
-        for file_id in file_ids
-    ]
+    made = [attached_file(PROJECT, store_id, file_id) for file_id in file_ids]
     async with db.write() as conn:
         await vector_store_files.add_many(conn, made)
     return made

@@ -8,11 +8,10 @@ both under test and what keeps the tests independent. The few queries that span 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Callable, Coroutine, Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -34,72 +33,22 @@ from assistd.store.blobs import LocalBlobStore, StoredBlob
 from assistd.store.database import Connection, Database
 from assistd.store.records import Assistant, File, Message, Thread
 from assistd.store.repository import Order, PageQuery, RecordRepository
-from tests.conftest import _postgres_database
+from tests.store_support import migrated_url, new_assistant, new_thread
+from tests.store_support import run_on as run
 
 T = TypeVar("T")
-
-
-def _database(kind: str, directory: Path) -> Generator[str, None, None]:
-    """A URL of an empty database of ``kind``: a file under ``directory``, or PostgreSQL's."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{directory / 'store.db'}"
-        return
-    gen = _postgres_database()
-    url = next(gen)
-    try:
-        yield url
-    finally:
-        gen.close()
-
-
-def run(url: str, scenario: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
-    """Run ``scenario`` on its own handle of the database (one per event loop)."""
-
-    async def main() -> T:
-        db = Database(url)
-        try:
-            return await scenario(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(main())
-
-
-async def _migrate(db: Database) -> None:
-    await db.migrate()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database shared by this module's tests (each in its own project)."""
-    gen = _database(request.param, tmp_path_factory.mktemp(f"objects-{request.param}"))
-    database_url = next(gen)
-    run(database_url, _migrate)
-    yield database_url
-    gen.close()
+    with migrated_url(request.param, tmp_path_factory.mktemp(f"objects-{request.param}")) as made:
+        yield made
 
 
 @pytest.fixture
 def project() -> str:
     return "proj_" + secrets.token_hex(6)
-
-
-async def new_assistant(conn: Connection, project: str, **overrides: Any) -> Assistant:
-    values: dict[str, Any] = {
-        "model": "scripted",
-        "name": None,
-        "description": None,
-        "instructions": None,
-        "tools": [],
-        "tool_resources": None,
-        "metadata": {},
-        "temperature": None,
-        "top_p": None,
-        "response_format": "auto",
-        "reasoning_effort": None,
-        **overrides,
-    }
-    return await assistants.create(conn, project, **values)
 
 
 # --- records
@@ -427,7 +376,7 @@ def test_a_client_message_is_complete_on_arrival(url: str, project: str) -> None
 
     async def scenario(db: Database) -> None:
         async with db.write() as conn:
-            thread = await threads.create(conn, project, tool_resources=None, metadata={})
+            thread = await new_thread(conn, project)
             made = await _user_message(
                 conn, project, thread.id, "hi", attachments=attachments, metadata={"k": "v"}
             )
@@ -446,8 +395,8 @@ def test_a_client_message_is_complete_on_arrival(url: str, project: str) -> None
 def test_a_message_is_found_only_in_its_thread_and_project(url: str, project: str) -> None:
     async def scenario(db: Database) -> None:
         async with db.write() as conn:
-            thread = await threads.create(conn, project, tool_resources=None, metadata={})
-            elsewhere = await threads.create(conn, project, tool_resources=None, metadata={})
+            thread = await new_thread(conn, project)
+            elsewhere = await new_thread(conn, project)
             made = await _user_message(conn, project, thread.id, "x")
             assert await messages.get_in_thread(conn, project, elsewhere.id, made.id) is None
             assert await messages.get_in_thread(conn, project + "x", thread.id, made.id) is None
@@ -464,8 +413,8 @@ def test_a_message_is_found_only_in_its_thread_and_project(url: str, project: st
 def test_message_pages_are_of_one_thread_and_optionally_one_run(url: str, project: str) -> None:
     async def scenario(db: Database) -> None:
         async with db.write() as conn:
-            thread = await threads.create(conn, project, tool_resources=None, metadata={})
-            other = await threads.create(conn, project, tool_resources=None, metadata={})
+            thread = await new_thread(conn, project)
+            other = await new_thread(conn, project)
             first = await _user_message(conn, project, thread.id, "1")
             await _user_message(conn, project, other.id, "elsewhere")
             # A message a run wrote, stored the executor's way.
@@ -490,8 +439,8 @@ def test_message_pages_are_of_one_thread_and_optionally_one_run(url: str, projec
 def test_deleting_a_threads_messages_spares_other_threads(url: str, project: str) -> None:
     async def scenario(db: Database) -> None:
         async with db.write() as conn:
-            thread = await threads.create(conn, project, tool_resources=None, metadata={})
-            other = await threads.create(conn, project, tool_resources=None, metadata={})
+            thread = await new_thread(conn, project)
+            other = await new_thread(conn, project)
             for text in ("a", "b"):
                 await _user_message(conn, project, thread.id, text)
             kept = await _user_message(conn, project, other.id, "c")
@@ -508,7 +457,7 @@ def test_deleting_a_threads_messages_spares_other_threads(url: str, project: str
 def test_attachments_of_a_thread_come_oldest_first(url: str, project: str) -> None:
     async def scenario(db: Database) -> None:
         async with db.write() as conn:
-            thread = await threads.create(conn, project, tool_resources=None, metadata={})
+            thread = await new_thread(conn, project)
             for n in range(3):
                 attached = [{"file_id": f"file-{n}", "tools": []}] * n
                 await _user_message(conn, project, thread.id, str(n), attachments=attached)
@@ -664,11 +613,8 @@ def test_a_blob_whose_row_fails_is_removed(url: str, project: str, tmp_path: Pat
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database of the test's own, for queries about every row of a table."""
-    gen = _database(request.param, tmp_path)
-    database_url = next(gen)
-    run(database_url, _migrate)
-    yield database_url
-    gen.close()
+    with migrated_url(request.param, tmp_path) as made:
+        yield made
 
 
 def test_api_keys_map_hashes_to_projects(empty_url: str) -> None:

@@ -8,10 +8,8 @@ the queries that span every run (leases, overdue runs) are checked against the t
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, TypeVar, get_args
 
 import pytest
@@ -19,9 +17,9 @@ import sqlalchemy as sa
 
 from assistd import ids
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
-from assistd.store import messages, run_steps, runs, threads
+from assistd.store import messages, run_steps, runs
 from assistd.store.database import Connection, Database
-from assistd.store.records import JsonObject, Message, Run, RunStep
+from assistd.store.records import Message, Run, RunStep
 from assistd.store.repository import PageQuery
 from assistd.store.tool_calls import (
     ModelView,
@@ -32,46 +30,19 @@ from assistd.store.tool_calls import (
     tool_calls_of,
 )
 from assistd.store.wire import MODEL_KEY, message_to_wire, run_to_wire, step_to_wire
-from tests.conftest import _postgres_database
+from tests import store_support
+from tests.store_support import message_record, migrated_url, run_on, run_record, step_record
 
 T = TypeVar("T")
 ALL_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
-def run_on(url: str, scenario: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
-    """Run ``scenario`` on its own handle of the database (one per event loop)."""
-
-    async def main() -> T:
-        db = Database(url)
-        try:
-            return await scenario(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(main())
-
-
-async def _migrate(db: Database) -> None:
-    await db.migrate()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database shared by this module's tests (each in its own project)."""
-    if request.param == "sqlite":
-        directory: Path = tmp_path_factory.mktemp("runs-sqlite")
-        database_url = f"sqlite+aiosqlite:///{directory / 'store.db'}"
-        run_on(database_url, _migrate)
-        yield database_url
-        return
-    gen = _postgres_database()
-    database_url = next(gen)
-    try:
-        run_on(database_url, _migrate)
-        yield database_url
-    finally:
-        gen.close()
+    with migrated_url(request.param, tmp_path_factory.mktemp(f"runs-{request.param}")) as made:
+        yield made
 
 
 @pytest.fixture
@@ -80,45 +51,19 @@ def project() -> str:
 
 
 async def new_thread(conn: Connection, project: str) -> str:
-    return (await threads.create(conn, project, tool_resources=None, metadata={})).id
+    return (await store_support.new_thread(conn, project)).id
 
 
 def new_run(project: str, thread_id: str, **changes: Any) -> Run:
     """A queued run as ``services.runs`` builds it, with ``changes`` applied."""
-    run_id = ids.new_id("run")
-    return Run(
-        id=run_id,
-        sort_key=ids.sort_key_of(run_id, "run") or 0,
+    return run_record(
         project=project,
         created_at=1_000,
         thread_id=thread_id,
         assistant_id="asst_1",
-        status="queued",
-        started_at=None,
         expires_at=1_600,
-        cancelled_at=None,
-        failed_at=None,
-        completed_at=None,
-        required_action=None,
-        last_error=None,
         model="scripted",
-        instructions="",
         tools=[{"type": "code_interpreter"}],
-        tool_resources={},
-        metadata={},
-        temperature=None,
-        top_p=None,
-        max_completion_tokens=None,
-        max_prompt_tokens=None,
-        truncation_strategy={"type": "auto", "last_messages": None},
-        incomplete_details=None,
-        usage=None,
-        response_format="auto",
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        reasoning_effort=None,
-        worker_id=None,
-        lease_until=None,
     ).but(**changes)
 
 
@@ -131,53 +76,12 @@ async def stored_run(conn: Connection, project: str, **changes: Any) -> Run:
 
 def new_step(run: Run, kind: str = "tool_calls", **changes: Any) -> RunStep:
     """A step as the recorder opens it, with ``changes`` applied."""
-    step_id = ids.new_id("step")
-    details: JsonObject = (
-        {"type": "tool_calls", "tool_calls": []}
-        if kind == "tool_calls"
-        else {"type": "message_creation", "message_creation": {"message_id": "msg_1"}}
-    )
-    return RunStep(
-        id=step_id,
-        sort_key=ids.sort_key_of(step_id, "step") or 0,
-        project=run.project,
-        created_at=1_000,
-        run_id=run.id,
-        thread_id=run.thread_id,
-        assistant_id=run.assistant_id,
-        type=kind,
-        status="in_progress",
-        step_details=details,
-        last_error=None,
-        usage=None,
-        cancelled_at=None,
-        completed_at=None,
-        expired_at=None,
-        failed_at=None,
-        metadata={},
-    ).but(**changes)
+    return step_record(run, kind, created_at=1_000).but(**changes)
 
 
 def new_message(run: Run, **changes: Any) -> Message:
     """An assistant message as the recorder opens it, with ``changes`` applied."""
-    message_id = ids.new_id("message")
-    return Message(
-        id=message_id,
-        sort_key=ids.sort_key_of(message_id, "message") or 0,
-        project=run.project,
-        created_at=1_000,
-        thread_id=run.thread_id,
-        role="assistant",
-        status="in_progress",
-        content=[],
-        attachments=[],
-        metadata={},
-        assistant_id=run.assistant_id,
-        run_id=run.id,
-        incomplete_details=None,
-        completed_at=None,
-        incomplete_at=None,
-    ).but(**changes)
+    return message_record(run, created_at=1_000).but(**changes)
 
 
 # --- runs

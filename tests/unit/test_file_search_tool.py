@@ -20,11 +20,9 @@ from assistd.embeddings.upstream import UpstreamEmbedder
 from assistd.retrieval.factory import build_chunk_index
 from assistd.retrieval.index import ChunkIndex, ChunkInput
 from assistd.store import (
-    assistants,
     files,
     ingestion_queue,
     runs,
-    threads,
     vector_store_files,
     vector_stores,
 )
@@ -34,6 +32,7 @@ from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ModelView
 from assistd.tools.citations import MessageSources
 from assistd.tools.file_search import FileSearchTool
+from tests.store_support import attached_file, new_assistant, new_thread
 from tests.unit.test_tools import FS, PROJECT, run_async, run_record
 
 CATS = [
@@ -69,15 +68,7 @@ class Search:
         file_id = await files.store_bytes(
             self.db, self.blobs, PROJECT, filename, "assistants", data
         )
-        attached = vector_store_files.new_file(
-            PROJECT,
-            store_id,
-            file_id,
-            chunking_strategy={"type": "auto"},
-            attributes=None,
-            batch_id=None,
-            now=0,
-        )
+        attached = attached_file(PROJECT, store_id, file_id)
         async with self.db.write() as conn:
             await vector_store_files.add_many(conn, [attached])
         vectors = (await self.embedder.embed(chunks)).vectors
@@ -124,24 +115,10 @@ class Search:
             return {"file_search": {"vector_store_ids": store_ids}} if store_ids else None
 
         async with self.db.write() as conn:
-            assistant = await assistants.create(
-                conn,
-                PROJECT,
-                model=model,
-                name=None,
-                description=None,
-                instructions=None,
-                tools=[FS],
-                tool_resources=resources(assistant_stores),
-                metadata={},
-                temperature=None,
-                top_p=None,
-                response_format="auto",
-                reasoning_effort=None,
+            assistant = await new_assistant(
+                conn, PROJECT, model=model, tools=[FS], tool_resources=resources(assistant_stores)
             )
-            thread = await threads.create(
-                conn, PROJECT, tool_resources=resources(thread_stores), metadata={}
-            )
+            thread = await new_thread(conn, PROJECT, resources(thread_stores))
             run = run_record(
                 [FS],
                 thread_id=thread.id,

@@ -21,6 +21,7 @@ from assistd.store import runs, tables
 from assistd.store.database import Database
 from assistd.store.records import Run, Thread
 from assistd.store.repository import RecordRepository
+from tests.store_support import migrated_url, run_on, run_record
 
 LEASE = 30.0
 ME, DEAD, ALIVE = "wrk_me", "wrk_dead", "wrk_alive"
@@ -30,55 +31,12 @@ Scenario = Callable[[Database, InProcessRunQueue], Awaitable[None]]
 
 
 def scenario(tmp_path: Path, body: Scenario) -> None:
-    async def main() -> None:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}")
-        try:
-            await db.migrate()
-            await body(db, InProcessRunQueue(db, worker_id=ME, lease_seconds=LEASE))
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
+    with migrated_url("sqlite", tmp_path, "queue.db") as url:
+        run_on(url, lambda db: body(db, InProcessRunQueue(db, worker_id=ME, lease_seconds=LEASE)))
 
 
 def new_run(thread_id: str, status: RunStatus = "queued") -> Run:
-    run_id = ids.new_id("run")
-    key = ids.sort_key_of(run_id, "run")
-    assert key is not None
-    return Run(
-        id=run_id,
-        sort_key=key,
-        project="proj",
-        created_at=0,
-        thread_id=thread_id,
-        assistant_id="asst_x",
-        status=status,
-        started_at=None,
-        expires_at=None,
-        cancelled_at=None,
-        failed_at=None,
-        completed_at=None,
-        required_action=None,
-        last_error=None,
-        model="m",
-        instructions="",
-        tools=[],
-        tool_resources={},
-        metadata={},
-        temperature=None,
-        top_p=None,
-        max_completion_tokens=None,
-        max_prompt_tokens=None,
-        truncation_strategy={"type": "auto", "last_messages": None},
-        incomplete_details=None,
-        usage=None,
-        response_format="auto",
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        reasoning_effort=None,
-        worker_id=None,
-        lease_until=None,
-    )
+    return run_record(thread_id=thread_id, assistant_id="asst_x", status=status, model="m")
 
 
 async def stored_run(

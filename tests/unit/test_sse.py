@@ -34,61 +34,24 @@ from assistd.protocol.events import (
 )
 from assistd.protocol.messages import MessageObject
 from assistd.protocol.runs import TERMINAL_STATUSES, RunObject, RunStatus, RunStepObject
+from tests.store_support import run_object, step_object
 
 SERVER_ERROR = APIError("The server had an error.")
 
 
 def _run(status: RunStatus = "queued") -> RunObject:
-    return RunObject(
-        id="run_1",
+    return run_object(
+        status=status,
         created_at=1,
         assistant_id="asst_1",
         thread_id="thread_1",
-        status=status,
-        started_at=None,
-        expires_at=None,
-        cancelled_at=None,
-        failed_at=None,
-        completed_at=None,
-        required_action=None,
-        last_error=None,
-        model="gpt-4o",
-        instructions="",
-        tools=[],
-        metadata={},
         temperature=1.0,
         top_p=1.0,
-        max_completion_tokens=None,
-        max_prompt_tokens=None,
-        truncation_strategy={"type": "auto", "last_messages": None},
-        incomplete_details=None,
-        usage=None,
-        response_format="auto",
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        reasoning_effort=None,
-        tool_resources={},
     )
 
 
 def _step(status: Any = "in_progress") -> RunStepObject:
-    return RunStepObject(
-        id="step_1",
-        created_at=1,
-        run_id="run_1",
-        assistant_id="asst_1",
-        thread_id="thread_1",
-        type="message_creation",
-        status=status,
-        cancelled_at=None,
-        completed_at=None,
-        expired_at=None,
-        failed_at=None,
-        last_error=None,
-        step_details={"type": "message_creation", "message_creation": {"message_id": "msg_1"}},
-        usage=None,
-        metadata={},
-    )
+    return step_object(status=status)
 
 
 def _message(status: Any = "in_progress") -> MessageObject:

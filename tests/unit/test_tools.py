@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assistd import ids
 from assistd.embeddings.base import EmbedderRegistry
 from assistd.embeddings.local import MODEL_NAME
 from assistd.retrieval.factory import build_chunk_index
@@ -26,6 +25,7 @@ from assistd.tools.base import Offered, ToolRegistry
 from assistd.tools.citations import MessageSources
 from assistd.tools.code_interpreter import CodeInterpreterTool
 from assistd.tools.file_search import FileSearchTool
+from tests import store_support
 
 T = TypeVar("T")
 PROJECT = "proj-tools"
@@ -37,44 +37,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def run_record(tools: list[JsonObject], **changes: Any) -> Run:
     """A queued run as services/runs.py makes one; ``changes`` override its fields."""
-    run_id = ids.new_id("run")
-    key = ids.sort_key_of(run_id, "run")
-    assert key is not None
-    values: dict[str, Any] = {
-        "id": run_id,
-        "sort_key": key,
-        "project": PROJECT,
-        "created_at": 0,
-        "thread_id": "thread_none",
-        "assistant_id": "asst_none",
-        "status": "queued",
-        "started_at": None,
-        "expires_at": None,
-        "cancelled_at": None,
-        "failed_at": None,
-        "completed_at": None,
-        "required_action": None,
-        "last_error": None,
-        "model": "gpt-4o",
-        "instructions": "",
-        "tools": tools,
-        "tool_resources": {},
-        "metadata": {},
-        "temperature": None,
-        "top_p": None,
-        "max_completion_tokens": None,
-        "max_prompt_tokens": None,
-        "truncation_strategy": {"type": "auto", "last_messages": None},
-        "incomplete_details": None,
-        "usage": None,
-        "response_format": "auto",
-        "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "reasoning_effort": None,
-        "worker_id": None,
-        "lease_until": None,
-    }
-    return Run(**(values | changes))
+    return store_support.run_record(project=PROJECT, tools=tools, **changes)
 
 
 def function(name: str) -> JsonObject:
