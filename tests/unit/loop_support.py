@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from assistd import clock, ids
+from assistd import clock
 from assistd.backends.registry import BackendRegistry
 from assistd.backends.scripted import Reply, ScriptedBackend
 from assistd.events.base import run_channel
@@ -24,12 +24,13 @@ from assistd.executor.recorder import Recorder
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.turn import NextStep
 from assistd.protocol.events import StreamEvent
-from assistd.store import assistants, messages, run_steps, runs, threads
+from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import JsonObject, Message, Run, RunStep
 from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tools.base import Tool, ToolRegistry
 from assistd.tools.citations import MessageSources
+from tests.store_support import new_assistant, new_thread, run_record
 
 PROJECT = "proj_loop"
 MODEL = "scripted-model"
@@ -139,6 +140,21 @@ def text_part(value: str, annotations: Sequence[JsonObject] = ()) -> JsonObject:
     return {"type": "text", "text": {"value": value, "annotations": list(annotations)}}
 
 
+def annotation(
+    kind: str, text: str, start: int, file_id: str, index: int | None = None
+) -> JsonObject:
+    """An annotation of ``kind`` (file_citation, file_path) over ``text`` at ``start``; as
+    a delta carries it when ``index`` is given."""
+    note: JsonObject = {
+        "type": kind,
+        "text": text,
+        "start_index": start,
+        "end_index": start + len(text),
+        kind: {"file_id": file_id},
+    }
+    return note if index is None else {**note, "index": index}
+
+
 async def seed(
     env: Env,
     *,
@@ -148,22 +164,10 @@ async def seed(
 ) -> Run:
     """An assistant, a thread with ``history`` then ``user``, and a queued run on it."""
     async with env.db.write() as conn:
-        assistant = await assistants.create(
-            conn,
-            PROJECT,
-            model=MODEL,
-            name="Loop",
-            description=None,
-            instructions=INSTRUCTIONS,
-            tools=[],
-            tool_resources=None,
-            metadata={},
-            temperature=None,
-            top_p=None,
-            response_format="auto",
-            reasoning_effort=None,
+        assistant = await new_assistant(
+            conn, PROJECT, model=MODEL, name="Loop", instructions=INSTRUCTIONS
         )
-        thread = await threads.create(conn, PROJECT, tool_resources=None, metadata={})
+        thread = await new_thread(conn, PROJECT)
         for role, value in [*history, ("user", user)]:
             await messages.create(
                 conn,
@@ -174,43 +178,16 @@ async def seed(
                 attachments=[],
                 metadata={},
             )
-        run_id = ids.new_id("run")
         now = clock.now()
-        values: dict[str, Any] = {
-            "id": run_id,
-            "sort_key": ids.sort_key_of(run_id, "run"),
-            "project": PROJECT,
-            "created_at": now,
-            "thread_id": thread.id,
-            "assistant_id": assistant.id,
-            "status": "queued",
-            "started_at": None,
-            "expires_at": now + EXPIRES,
-            "cancelled_at": None,
-            "failed_at": None,
-            "completed_at": None,
-            "required_action": None,
-            "last_error": None,
-            "model": MODEL,
-            "instructions": INSTRUCTIONS,
-            "tools": [],
-            "tool_resources": {},
-            "metadata": {},
-            "temperature": None,
-            "top_p": None,
-            "max_completion_tokens": None,
-            "max_prompt_tokens": None,
-            "truncation_strategy": {"type": "auto", "last_messages": None},
-            "incomplete_details": None,
-            "usage": None,
-            "response_format": "auto",
-            "tool_choice": "auto",
-            "parallel_tool_calls": True,
-            "reasoning_effort": None,
-            "worker_id": None,
-            "lease_until": None,
-        }
-        run = Run(**(values | fields))
+        run = run_record(
+            project=PROJECT,
+            created_at=now,
+            thread_id=thread.id,
+            assistant_id=assistant.id,
+            expires_at=now + EXPIRES,
+            model=MODEL,
+            instructions=INSTRUCTIONS,
+        ).but(**fields)
         assert await runs.create(conn, run)
     return run
 

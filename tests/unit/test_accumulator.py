@@ -30,6 +30,7 @@ from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tools.base import Tool
 from assistd.tools.citations import CitationStream
+from tests.unit.loop_support import annotation
 
 MODEL = "gpt-4o"
 _CMD_START = '{"cmd": "'
@@ -518,14 +519,7 @@ def test_a_function_named_like_no_builtin_keeps_the_function_shape() -> None:
 
 
 def marker_note(marker: str, start: int, file_id: str, index: int | None = None) -> JsonObject:
-    note: JsonObject = {
-        "type": "file_citation",
-        "text": marker,
-        "start_index": start,
-        "end_index": start + len(marker),
-        "file_citation": {"file_id": file_id},
-    }
-    return note if index is None else {**note, "index": index}
+    return annotation("file_citation", marker, start, file_id, index)
 
 
 def test_text_from_an_opening_marker_is_held_back_until_it_closes() -> None:

@@ -16,6 +16,7 @@ from assistd.tools.citations import (
     find_citations,
     find_file_paths,
 )
+from tests.unit.loop_support import annotation
 
 Annotation = dict[str, Any]
 SOURCES = {(0, 0): "file-a", (0, 1): "file-b", (1, 0): "file-c", (12, 34): "file-big"}
@@ -23,25 +24,11 @@ FILES = {"out.csv": "file-out", "plot.png": "file-plot", "v1.": "file-dot"}
 
 
 def cite(text: str, start: int, file_id: str, index: int | None = None) -> Annotation:
-    note: Annotation = {
-        "type": "file_citation",
-        "text": text,
-        "start_index": start,
-        "end_index": start + len(text),
-        "file_citation": {"file_id": file_id},
-    }
-    return note if index is None else {**note, "index": index}
+    return annotation("file_citation", text, start, file_id, index)
 
 
 def path(text: str, start: int, file_id: str, index: int | None = None) -> Annotation:
-    note: Annotation = {
-        "type": "file_path",
-        "text": text,
-        "start_index": start,
-        "end_index": start + len(text),
-        "file_path": {"file_id": file_id},
-    }
-    return note if index is None else {**note, "index": index}
+    return annotation("file_path", text, start, file_id, index)
 
 
 def stream_all(stream: CitationStream, pieces: list[str]) -> list[tuple[str, list[Annotation]]]:

@@ -9,14 +9,13 @@ literal counts anchor that rule.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 
-from assistd import clock, ids
+from assistd import clock
 from assistd.executor.context import (
     MESSAGE_OVERHEAD,
     Context,
@@ -24,11 +23,20 @@ from assistd.executor.context import (
     build_context,
     estimate_tokens,
 )
-from assistd.store import assistants, messages, run_steps, runs, threads
+from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import Message, Run, RunStep, Thread
 from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tokenizer import count_tokens
+from tests.store_support import (
+    message_record,
+    migrated_url,
+    new_assistant,
+    new_thread,
+    run_on,
+    run_record,
+    step_record,
+)
 
 PROJECT = "proj_context"
 INSTRUCTIONS = "Be brief."  # 3 tokens on both vocabularies
@@ -36,27 +44,13 @@ Scenario = Callable[[Database], Coroutine[Any, Any, None]]
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('context') / 'assistd.db'}"
-
-    async def migrate() -> None:
-        db = Database(url)
-        await db.migrate()
-        await db.dispose()
-
-    asyncio.run(migrate())
-    return url
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with migrated_url("sqlite", tmp_path_factory.mktemp("context"), "assistd.db") as url:
+        yield url
 
 
 def run_scenario(url: str, scenario: Scenario) -> None:
-    async def main() -> None:
-        db = Database(url)
-        try:
-            await scenario(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
+    run_on(url, scenario)
 
 
 def size(entry: dict[str, Any], model: str = "gpt-4o") -> int:
@@ -83,22 +77,8 @@ class Builder:
 
     async def start(self) -> Builder:
         async with self.db.write() as conn:
-            assistant = await assistants.create(
-                conn,
-                PROJECT,
-                model="gpt-4o",
-                name=None,
-                description=None,
-                instructions=None,
-                tools=[],
-                tool_resources=None,
-                metadata={},
-                temperature=None,
-                top_p=None,
-                response_format="auto",
-                reasoning_effort=None,
-            )
-            self.thread = await threads.create(conn, PROJECT, tool_resources=None, metadata={})
+            assistant = await new_assistant(conn, PROJECT, model="gpt-4o")
+            self.thread = await new_thread(conn, PROJECT)
         self.assistant_id = assistant.id
         return self
 
@@ -123,87 +103,33 @@ class Builder:
         model: str = "gpt-4o",
         truncation: dict[str, Any] | None = None,
     ) -> Run:
-        run_id = ids.new_id("run")
-        run = Run(
-            id=run_id,
-            sort_key=ids.sort_key_of(run_id, "run") or 0,
+        run = run_record(
             project=PROJECT,
             created_at=clock.now(),
             thread_id=self.thread.id,
             assistant_id=self.assistant_id,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             started_at=clock.now(),
-            expires_at=None,
-            cancelled_at=None,
-            failed_at=None,
-            completed_at=None,
-            required_action=None,
-            last_error=None,
             model=model,
             instructions=instructions,
-            tools=[],
-            tool_resources={},
-            metadata={},
-            temperature=None,
-            top_p=None,
-            max_completion_tokens=None,
-            max_prompt_tokens=None,
             truncation_strategy=truncation or {"type": "auto", "last_messages": None},
-            incomplete_details=None,
-            usage=None,
-            response_format="auto",
-            tool_choice="auto",
-            parallel_tool_calls=True,
-            reasoning_effort=None,
-            worker_id=None,
-            lease_until=None,
         )
         async with self.db.write() as conn:
             assert await runs.create(conn, run)
         return run
 
     def _step(self, run: Run, kind: str, details: dict[str, Any]) -> RunStep:
-        step_id = ids.new_id("step")
-        return RunStep(
-            id=step_id,
-            sort_key=ids.sort_key_of(step_id, "step") or 0,
-            project=PROJECT,
-            created_at=clock.now(),
-            run_id=run.id,
-            thread_id=run.thread_id,
-            assistant_id=run.assistant_id,
-            type=kind,
-            status="in_progress",
-            step_details=details,
-            last_error=None,
-            usage=None,
-            cancelled_at=None,
-            completed_at=None,
-            expired_at=None,
-            failed_at=None,
-            metadata={},
-        )
+        return step_record(run, kind, step_details=details)
 
     async def reply(self, run: Run, *parts: str, with_step: bool = True) -> Message:
         """An assistant message ``run`` wrote, with its message_creation step."""
-        message_id = ids.new_id("message")
-        message = Message(
-            id=message_id,
-            sort_key=ids.sort_key_of(message_id, "message") or 0,
-            project=PROJECT,
-            created_at=clock.now(),
-            thread_id=run.thread_id,
-            role="assistant",
+        message = message_record(
+            run,
             status="completed",
             content=[text(p) for p in parts],
-            attachments=[],
-            metadata={},
-            assistant_id=run.assistant_id,
-            run_id=run.id,
-            incomplete_details=None,
             completed_at=clock.now(),
-            incomplete_at=None,
         )
+        message_id = message.id
         details = {"type": "message_creation", "message_creation": {"message_id": message_id}}
         async with self.db.write() as conn:
             if with_step:

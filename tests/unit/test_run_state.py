@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -23,10 +21,18 @@ from assistd.executor.emitter import Emitter
 from assistd.executor.state import TRANSITIONS, end_run, transition
 from assistd.protocol.events import MessageEvent, RunEvent, RunStepEvent, StreamEvent
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
-from assistd.store import assistants, messages, run_steps, runs, threads
+from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import Message, Run, RunStep
-from tests.conftest import _postgres_database
+from tests.store_support import (
+    message_record,
+    migrated_url,
+    new_assistant,
+    new_thread,
+    run_on,
+    run_record,
+    step_record,
+)
 
 PROJECT = "proj_run_state"
 STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
@@ -87,40 +93,17 @@ def pair_ids(pairs: list[tuple[RunStatus, RunStatus]]) -> list[str]:
 Scenario = Callable[[Database], Coroutine[Any, Any, None]]
 
 
-async def _migrate(url: str) -> None:
-    db = Database(url)
-    try:
-        await db.migrate()
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """One migrated database per dialect for the module; each test makes its own threads."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("run-state") / "assistd.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        asyncio.run(_migrate(url))
-        yield url
-        return
-    # Skipped with its reason when PostgreSQL is unreachable (failed instead under CI).
-    with contextmanager(_postgres_database)() as url:
-        asyncio.run(_migrate(url))
+    with migrated_url(request.param, tmp_path_factory.mktemp("run-state"), "assistd.db") as url:
         yield url
 
 
 def run_scenario(url: str, scenario: Scenario) -> None:
-    async def main() -> None:
-        db = Database(url)
-        try:
-            await scenario(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
+    run_on(url, scenario)
 
 
 # --- building rows through the store ---------------------------------------------------
@@ -131,87 +114,30 @@ async def make_run(db: Database, status: RunStatus, **overrides: Any) -> Run:
     every field a terminal move clears set, so clearing it shows."""
     now = clock.now()
     async with db.write() as conn:
-        assistant = await assistants.create(
-            conn,
-            PROJECT,
-            model="gpt-4o",
-            name=None,
-            description=None,
+        assistant = await new_assistant(conn, PROJECT, model="gpt-4o", instructions="Be brief.")
+        thread = await new_thread(conn, PROJECT)
+        run = run_record(
+            project=PROJECT,
+            created_at=now,
+            thread_id=thread.id,
+            assistant_id=assistant.id,
+            status=status,
+            started_at=None if status == "queued" else STARTED,
+            expires_at=now + 600,
+            required_action=REQUIRED_ACTION,
             instructions="Be brief.",
-            tools=[],
-            tool_resources=None,
-            metadata={},
-            temperature=None,
-            top_p=None,
-            response_format="auto",
-            reasoning_effort=None,
-        )
-        thread = await threads.create(conn, PROJECT, tool_resources=None, metadata={})
-        run_id = ids.new_id("run")
-        values: dict[str, Any] = {
-            "id": run_id,
-            "sort_key": ids.sort_key_of(run_id, "run"),
-            "project": PROJECT,
-            "created_at": now,
-            "thread_id": thread.id,
-            "assistant_id": assistant.id,
-            "status": status,
-            "started_at": None if status == "queued" else STARTED,
-            "expires_at": now + 600,
-            "cancelled_at": None,
-            "failed_at": None,
-            "completed_at": None,
-            "required_action": REQUIRED_ACTION,
-            "last_error": None,
-            "model": "gpt-4o",
-            "instructions": "Be brief.",
-            "tools": [],
-            "tool_resources": {},
-            "metadata": {},
-            "temperature": 1.0,
-            "top_p": 1.0,
-            "max_completion_tokens": None,
-            "max_prompt_tokens": None,
-            "truncation_strategy": {"type": "auto", "last_messages": None},
-            "incomplete_details": None,
-            "usage": None,
-            "response_format": "auto",
-            "tool_choice": "auto",
-            "parallel_tool_calls": True,
-            "reasoning_effort": None,
-            "worker_id": "worker-1",
-            "lease_until": now + 60.5,
-        }
-        run = Run(**(values | overrides))
+            temperature=1.0,
+            top_p=1.0,
+            worker_id="worker-1",
+            lease_until=now + 60.5,
+        ).but(**overrides)
         assert await runs.create(conn, run)
     return run
 
 
 async def add_step(db: Database, run: Run, kind: str, status: str = "in_progress") -> RunStep:
-    step_id = ids.new_id("step")
-    details: dict[str, Any] = (
-        {"type": "tool_calls", "tool_calls": []}
-        if kind == "tool_calls"
-        else {"type": "message_creation", "message_creation": {"message_id": "msg_x"}}
-    )
-    step = RunStep(
-        id=step_id,
-        sort_key=ids.sort_key_of(step_id, "step") or 0,
-        project=run.project,
-        created_at=clock.now(),
-        run_id=run.id,
-        thread_id=run.thread_id,
-        assistant_id=run.assistant_id,
-        type=kind,
-        status=status,
-        step_details=details,
-        last_error=None,
-        usage=None,
-        cancelled_at=None,
-        completed_at=EARLIER if status == "completed" else None,
-        expired_at=None,
-        failed_at=None,
-        metadata={},
+    step = step_record(
+        run, kind, "msg_x", status=status, completed_at=EARLIER if status == "completed" else None
     )
     async with db.write() as conn:
         await run_steps.start(conn, step)
@@ -219,23 +145,11 @@ async def add_step(db: Database, run: Run, kind: str, status: str = "in_progress
 
 
 async def add_message(db: Database, run: Run, status: str = "in_progress") -> Message:
-    message_id = ids.new_id("message")
-    message = Message(
-        id=message_id,
-        sort_key=ids.sort_key_of(message_id, "message") or 0,
-        project=run.project,
-        created_at=clock.now(),
-        thread_id=run.thread_id,
-        role="assistant",
+    message = message_record(
+        run,
         status=status,
         content=[{"type": "text", "text": {"value": "partial", "annotations": []}}],
-        attachments=[],
-        metadata={},
-        assistant_id=run.assistant_id,
-        run_id=run.id,
-        incomplete_details=None,
         completed_at=EARLIER if status == "completed" else None,
-        incomplete_at=None,
     )
     async with db.write() as conn:
         await messages.start(conn, message)
