@@ -405,7 +405,7 @@ class _Nesting:
             assert self.open_step is None, " ".join(e.rsplit(".", 1)[-1] for e in events)
             assert self.open_message is None, events
             assert end.data["expires_at"] is None
-        assert end.data["required_action"] is None
+            assert end.data["required_action"] is None
 
 
 # ---- scenario helpers ----------------------------------------------------------------------

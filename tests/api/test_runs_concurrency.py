@@ -57,6 +57,9 @@ def test_active_run_blocks_runs_and_messages(client: openai.OpenAI, server: Live
     assert wait_run(client, run, TERMINAL).status == "cancelled"
     # Once the run is over the thread takes messages and runs again.
     client.beta.threads.messages.create(thread_id, role="user", content="more")
+    # The next run parks in requires_action, so it is still active when it is cancelled
+    # (a plain answer could complete first and the cancel would race it).
+    server.scripted.queue(tool_reply(("get_weather", {"city": "Lima"})), model=assistant.model)
     again = client.beta.threads.runs.create(thread_id, assistant_id=assistant.id)
     assert again.status == "queued"
     client.beta.threads.runs.cancel(again.id, thread_id=thread_id)
