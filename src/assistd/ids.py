@@ -73,3 +73,11 @@ def sort_key_of(object_id: str, kind: str) -> int | None:
     if any(c not in _INDEX for c in body[KEY_CHARS:]):
         return None
     return value
+
+
+def key_of_own(object_id: str, kind: str) -> int:
+    """The sort key of an id this server made for an object of ``kind`` (it always has one)."""
+    key = sort_key_of(object_id, kind)
+    if key is None:
+        raise ValueError(f"{object_id!r} is not an id of a {kind}")
+    return key

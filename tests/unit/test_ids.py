@@ -175,3 +175,11 @@ def test_sort_key_of_rejects_malformed_ids(object_id: str, kind: str) -> None:
 def test_sort_key_of_accepts_a_well_formed_id() -> None:
     assert ids.sort_key_of("asst_" + GOOD_BODY, "assistant") == 1
     assert ids.sort_key_of("file-" + GOOD_BODY, "file") == 1
+
+
+def test_key_of_own_is_the_key_a_fresh_id_carries() -> None:
+    object_id = ids.new_id("thread")
+    assert ids.key_of_own(object_id, "thread") == ids.sort_key_of(object_id, "thread")
+    # An id of another kind, or not ours, has no key to give: that is a bug, not input.
+    with pytest.raises(ValueError, match="not an id of a run"):
+        ids.key_of_own(object_id, "run")

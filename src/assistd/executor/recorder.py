@@ -54,7 +54,7 @@ class Recorder:
         step_id = ids.new_id("step")
         return RunStep(
             id=step_id,
-            sort_key=ids.sort_key_of(step_id, "step") or 0,
+            sort_key=ids.key_of_own(step_id, "step"),
             project=self.run.project,
             created_at=clock.now(),
             run_id=self.run.id,
@@ -80,7 +80,7 @@ class Recorder:
         )
         message = Message(
             id=message_id,
-            sort_key=ids.sort_key_of(message_id, "message") or 0,
+            sort_key=ids.key_of_own(message_id, "message"),
             project=self.run.project,
             created_at=clock.now(),
             thread_id=self.run.thread_id,

@@ -101,8 +101,7 @@ class RunService:
         tools = dump_tools(options.tools) if options.tools is not None else assistant.tools
         tool_choice = options.tool_choice if options.tool_choice is not None else "auto"
         _check_tool_choice(tool_choice, tools)
-        sort_key = ids.sort_key_of(run_id, "run")
-        assert sort_key is not None  # a fresh id always carries its key
+        sort_key = ids.key_of_own(run_id, "run")
         now = clock.now()
         return Run(
             id=run_id,

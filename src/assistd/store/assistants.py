@@ -33,11 +33,9 @@ async def create(
 ) -> Assistant:
     """Store a new assistant (a fresh id, created now) and return it."""
     assistant_id = ids.new_id("assistant")
-    key = ids.sort_key_of(assistant_id, "assistant")
-    assert key is not None  # a fresh id always carries its key
     assistant = Assistant(
         id=assistant_id,
-        sort_key=key,
+        sort_key=ids.key_of_own(assistant_id, "assistant"),
         project=project,
         created_at=clock.now(),
         model=model,

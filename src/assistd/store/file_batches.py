@@ -18,11 +18,9 @@ _repo = RecordRepository(batches, "file_batch", FileBatch)
 
 def new_batch(project: str, vector_store_id: str, *, now: int) -> FileBatch:
     batch_id = ids.new_id("file_batch")
-    sort_key = ids.sort_key_of(batch_id, "file_batch")
-    assert sort_key is not None  # a fresh id always carries its key
     return FileBatch(
         id=batch_id,
-        sort_key=sort_key,
+        sort_key=ids.key_of_own(batch_id, "file_batch"),
         project=project,
         created_at=now,
         vector_store_id=vector_store_id,

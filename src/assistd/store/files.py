@@ -38,11 +38,9 @@ def new_file(
     created_at: int | None = None,
 ) -> File:
     """The record of a File object whose bytes ``stored`` describes (not yet stored)."""
-    key = ids.sort_key_of(file_id, "file")
-    assert key is not None  # ids of files are made by the server
     return File(
         id=file_id,
-        sort_key=key,
+        sort_key=ids.key_of_own(file_id, "file"),
         project=project,
         created_at=clock.now() if created_at is None else created_at,
         filename=filename[:1024],

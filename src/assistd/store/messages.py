@@ -28,12 +28,10 @@ async def create(
 ) -> Message:
     """Store a message as a client adds it (complete on arrival, of no run) and return it."""
     message_id = ids.new_id("message")
-    key = ids.sort_key_of(message_id, "message")
-    assert key is not None  # a fresh id always carries its key
     now = clock.now()
     message = Message(
         id=message_id,
-        sort_key=key,
+        sort_key=ids.key_of_own(message_id, "message"),
         project=project,
         created_at=now,
         thread_id=thread_id,

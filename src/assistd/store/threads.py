@@ -24,11 +24,9 @@ async def create(
 ) -> Thread:
     """Store a new thread (a fresh id, created now) and return it."""
     thread_id = ids.new_id("thread")
-    key = ids.sort_key_of(thread_id, "thread")
-    assert key is not None  # a fresh id always carries its key
     thread = Thread(
         id=thread_id,
-        sort_key=key,
+        sort_key=ids.key_of_own(thread_id, "thread"),
         project=project,
         created_at=clock.now(),
         tool_resources=tool_resources,

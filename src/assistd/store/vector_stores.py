@@ -169,8 +169,7 @@ def new_store(
     now: int,
 ) -> VectorStore:
     store_id = ids.new_id("vector_store")
-    sort_key = ids.sort_key_of(store_id, "vector_store")
-    assert sort_key is not None  # a fresh id always carries its key
+    sort_key = ids.key_of_own(store_id, "vector_store")
     policy = dict(expires_after) if expires_after else None
     return VectorStore(
         id=store_id,
