@@ -76,15 +76,35 @@ class LocalBlobStore:
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(self._path(key).open, "rb")
-        return _chunks(handle)
+        return _Chunks(handle)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
 
-async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await asyncio.to_thread(handle.read, CHUNK):
-            yield chunk
-    finally:
-        handle.close()
+class _Chunks:
+    """The open file's chunks. The file closes when they are read, on ``aclose``, or when
+    the reader drops the iterator without starting it (a client gone before the download
+    began, an ingestion cancelled between open and read): an async generator's ``finally``
+    never runs in that last case, and the handle leaked."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = (
+            await asyncio.to_thread(self._handle.read, CHUNK) if not self._handle.closed else b""
+        )
+        if not chunk:
+            self._handle.close()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._handle.close()
+
+    def __del__(self) -> None:
+        self._handle.close()
