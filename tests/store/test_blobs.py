@@ -68,3 +68,22 @@ def test_aclose_mid_read_closes_the_file_and_ends_the_stream(tmp_path: Path) -> 
 def test_a_missing_blob_fails_at_open(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         asyncio.run(LocalBlobStore(tmp_path).open("file-missing"))
+
+
+def test_a_reader_cancelled_while_the_file_opens_leaves_no_handle(tmp_path: Path) -> None:
+    blobs = _store(tmp_path, b"hello")
+
+    async def cancel_during_open() -> None:
+        task = asyncio.create_task(blobs.open("file-abc"))
+        await asyncio.sleep(0)  # the open is now running in a worker thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Let the thread finish and its result arrive (bounded: 500 loop turns).
+        for _ in range(500):
+            if not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+                break
+            await asyncio.sleep(0.001)
+
+    asyncio.run(cancel_during_open())
+    _no_unclosed_file()

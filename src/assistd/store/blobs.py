@@ -75,11 +75,25 @@ class LocalBlobStore:
         return StoredBlob(size=size, sha256=digest.hexdigest())
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self._path(key).open, "rb")
+        opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(
+            asyncio.to_thread(self._path(key).open, "rb")
+        )
+        try:
+            # Shielded: a caller cancelled while the thread opens the file must not drop
+            # the handle the thread still returns; it is closed as soon as it arrives.
+            handle = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
         return _Chunks(handle)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 class _Chunks:
