@@ -87,3 +87,21 @@ def test_a_reader_cancelled_while_the_file_opens_leaves_no_handle(tmp_path: Path
 
     asyncio.run(cancel_during_open())
     _no_unclosed_file()
+
+
+def test_closing_while_a_cancelled_read_runs_waits_for_it(tmp_path: Path) -> None:
+    blobs = _store(tmp_path, b"y" * (4 * CHUNK))
+
+    async def cancel_mid_read() -> None:
+        stream = await blobs.open("file-abc")
+        reading = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the read is now running in a worker thread
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        # The thread may still be reading: the close waits for it instead of failing.
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert [piece async for piece in stream] == []
+
+    asyncio.run(cancel_mid_read())
+    _no_unclosed_file()

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,27 +99,39 @@ def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
 
 class _Chunks:
     """The open file's chunks. The file closes when they are read, on ``aclose``, or when
-    the reader drops the iterator without starting it (a client gone before the download
-    began, an ingestion cancelled between open and read): an async generator's ``finally``
-    never runs in that last case, and the handle leaked."""
+    the reader drops the iterator without finishing (a client gone mid-download, an
+    ingestion cancelled between open and read): an async generator's ``finally`` never
+    runs if it was never started, and the handle leaked.
+
+    Reads run in worker threads, and a cancelled reader does not stop its thread: closing
+    the file under that thread's read fails ("reentrant call") and leaks the raw file. A
+    lock makes a close wait for the read in flight.
+    """
 
     def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
+        self._lock = threading.Lock()
 
     def __aiter__(self) -> _Chunks:
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = (
-            await asyncio.to_thread(self._handle.read, CHUNK) if not self._handle.closed else b""
-        )
+        chunk = await asyncio.to_thread(self._read)
         if not chunk:
-            self._handle.close()
+            self._close()
             raise StopAsyncIteration
         return chunk
 
+    def _read(self) -> bytes:
+        with self._lock:
+            return b"" if self._handle.closed else self._handle.read(CHUNK)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
     async def aclose(self) -> None:
-        self._handle.close()
+        await asyncio.to_thread(self._close)
 
     def __del__(self) -> None:
-        self._handle.close()
+        self._close()
