@@ -76,40 +76,38 @@ class LocalBlobStore:
         return StoredBlob(size=size, sha256=digest.hexdigest())
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
-        opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(
-            asyncio.to_thread(self._path(key).open, "rb")
-        )
+        opening = asyncio.ensure_future(asyncio.to_thread(os.open, self._path(key), os.O_RDONLY))
         try:
             # Shielded: a caller cancelled while the thread opens the file must not drop
-            # the handle the thread still returns; it is closed as soon as it arrives.
-            handle = await asyncio.shield(opening)
+            # the descriptor the thread still returns; it is closed as soon as it arrives.
+            fd = await asyncio.shield(opening)
         except asyncio.CancelledError:
             opening.add_done_callback(_close_opened)
             raise
-        return _Chunks(handle)
+        return _Chunks(fd)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
 
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+def _close_opened(opening: asyncio.Future[int]) -> None:
     if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
+        os.close(opening.result())
 
 
 class _Chunks:
-    """The open file's chunks. The file closes when they are read, on ``aclose``, or when
-    the reader drops the iterator without finishing (a client gone mid-download, an
-    ingestion cancelled between open and read): an async generator's ``finally`` never
-    runs if it was never started, and the handle leaked.
+    """The open file's chunks, read with ``os.read`` from a plain descriptor. It closes when
+    the chunks are read, on ``aclose``, or when the reader drops the iterator unfinished (a
+    client gone mid-download, an ingestion cancelled between open and read).
 
-    Reads run in worker threads, and a cancelled reader does not stop its thread: closing
-    the file under that thread's read fails ("reentrant call") and leaks the raw file. A
-    lock makes a close wait for the read in flight.
+    A plain descriptor, not a file object: a file object dropped in a reference cycle can be
+    finalised before this iterator and warn that it was left open, which failed unrelated
+    tests. Reads run in worker threads and a cancelled reader does not stop its thread, so
+    a lock makes a close wait for the read in flight.
     """
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
         self._lock = threading.Lock()
 
     def __aiter__(self) -> _Chunks:
@@ -124,11 +122,13 @@ class _Chunks:
 
     def _read(self) -> bytes:
         with self._lock:
-            return b"" if self._handle.closed else self._handle.read(CHUNK)
+            return b"" if self._fd is None else os.read(self._fd, CHUNK)
 
     def _close(self) -> None:
         with self._lock:
-            self._handle.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._close)
