@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -23,10 +24,25 @@ def _store(tmp_path: Path, data: bytes) -> LocalBlobStore:
     return blobs
 
 
-def _no_unclosed_file() -> None:
+def _open_blob_descriptors(root: Path) -> list[str]:
+    """Descriptors of this process open on a file under ``root``."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(root)):
+            found.append(target)
+    return found
+
+
+def _no_unclosed_file(root: Path | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
+    if root is not None:
+        assert _open_blob_descriptors(root) == []
 
 
 def test_reading_to_the_end_gives_every_byte(tmp_path: Path) -> None:
@@ -37,7 +53,7 @@ def test_reading_to_the_end_gives_every_byte(tmp_path: Path) -> None:
         return b"".join([piece async for piece in await blobs.open("file-abc")])
 
     assert asyncio.run(read()) == data
-    _no_unclosed_file()
+    _no_unclosed_file(tmp_path)
 
 
 def test_an_iterator_dropped_before_its_first_read_closes_the_file(tmp_path: Path) -> None:
@@ -48,7 +64,7 @@ def test_an_iterator_dropped_before_its_first_read_closes_the_file(tmp_path: Pat
         del stream
 
     asyncio.run(open_only())
-    _no_unclosed_file()
+    _no_unclosed_file(tmp_path)
 
 
 def test_aclose_mid_read_closes_the_file_and_ends_the_stream(tmp_path: Path) -> None:
@@ -62,7 +78,7 @@ def test_aclose_mid_read_closes_the_file_and_ends_the_stream(tmp_path: Path) -> 
         return [first, *rest]
 
     assert asyncio.run(read_one_then_close()) == [b"x" * CHUNK]
-    _no_unclosed_file()
+    _no_unclosed_file(tmp_path)
 
 
 def test_a_missing_blob_fails_at_open(tmp_path: Path) -> None:
@@ -86,7 +102,7 @@ def test_a_reader_cancelled_while_the_file_opens_leaves_no_handle(tmp_path: Path
             await asyncio.sleep(0.001)
 
     asyncio.run(cancel_during_open())
-    _no_unclosed_file()
+    _no_unclosed_file(tmp_path)
 
 
 def test_closing_while_a_cancelled_read_runs_waits_for_it(tmp_path: Path) -> None:
@@ -104,4 +120,4 @@ def test_closing_while_a_cancelled_read_runs_waits_for_it(tmp_path: Path) -> Non
         assert [piece async for piece in stream] == []
 
     asyncio.run(cancel_mid_read())
-    _no_unclosed_file()
+    _no_unclosed_file(tmp_path)
