@@ -1,4 +1,4 @@
-"""Command line: ``assistd serve | migrate | keys create``."""
+"""Command line: ``assistd serve | worker | migrate | keys create``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from assistd.config import Settings
 from assistd.services.auth import AuthService
@@ -66,20 +69,72 @@ async def _create_key(settings: Settings, project: str) -> str:
         await db.dispose()
 
 
-def serve(settings: Settings) -> None:
+def check_scale_out(settings: Settings, *, processes: int, worker: bool = False) -> None:
+    """Several processes need a shared database; executor-less API processes and
+    executor-only workers need Redis to hand runs and events to each other."""
+    what = "`assistd worker`" if worker else None
+    if what is None and processes > 1:
+        what = "--workers above 1"
+    if what is None and not settings.executor:
+        what = "--no-executor"
+    if what is None:
+        return
+    if settings.resolved_database_url.startswith("sqlite"):
+        raise ConfigurationError(
+            f"{what} needs PostgreSQL (ASSISTD_DATABASE_URL): SQLite is one process's store."
+        )
+    if (worker or not settings.executor) and settings.redis_url is None:
+        raise ConfigurationError(
+            f"{what} needs Redis (ASSISTD_REDIS_URL) to pass runs between API and worker processes."
+        )
+
+
+def serve(settings: Settings, *, workers: int = 1) -> None:
     import uvicorn
 
     from assistd.http.app import create_app
 
+    check_scale_out(settings, processes=workers)
     asyncio.run(_check_bind(settings))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
         # Forwarded headers are only trusted from a proxy the operator configures.
-        proxy_headers=False,
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # uvicorn's worker processes import the app: they read the settings from the
+    # environment, so what the command line changed goes there first.
+    os.environ["ASSISTD_EXECUTOR"] = "true" if settings.executor else "false"
+    if settings.config is not None:
+        os.environ["ASSISTD_CONFIG"] = str(settings.config)
+    uvicorn.run(
+        "assistd.http.app:create_app_from_environment", factory=True, workers=workers, **options
     )
+
+
+def run_worker(settings: Settings) -> None:
+    check_scale_out(settings, processes=1, worker=True)
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    from assistd.services.container import Services
+
+    services = Services.build(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await services.start_worker()
+    logging.getLogger("assistd").info("worker started; executing runs")
+    try:
+        await stopping.wait()
+    finally:
+        await services.stop()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +144,15 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="run the API server")
     serve_cmd.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    serve_cmd.add_argument(
+        "--workers", type=int, default=1, help="API processes (above 1 needs PostgreSQL)"
+    )
+    serve_cmd.add_argument(
+        "--no-executor",
+        action="store_true",
+        help="serve the API only; `assistd worker` processes execute the runs (needs Redis)",
+    )
+    sub.add_parser("worker", help="execute runs, without HTTP (needs PostgreSQL and Redis)")
     sub.add_parser("migrate", help="apply database migrations")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -107,13 +171,19 @@ def main(argv: list[str] | None = None) -> int:
             overrides["host"] = args.host
         if args.port is not None:
             overrides["port"] = args.port
+        if args.no_executor:
+            overrides["executor"] = False
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
         if args.command == "serve":
-            serve(settings)
+            if args.workers < 1:
+                raise ConfigurationError("--workers must be at least 1")
+            serve(settings, workers=args.workers)
+        elif args.command == "worker":
+            run_worker(settings)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
             print("migrations applied")

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         default=500, ge=0, description="openai-poll-after-ms hint sent with unfinished runs."
     )
     worker_concurrency: int = Field(default=256, ge=1, description="Runs executed at once.")
+    executor: bool = Field(
+        default=True,
+        description="Execute runs in this process; off (serve --no-executor) for API-only "
+        "processes, which need Redis and `assistd worker` processes.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the run queue and event bus across processes (redis://...); "
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="assistd", description="Prefix of every Redis key.")
     stream_retention_seconds: int = Field(
-        default=3600,
+        default=60,
         ge=1,
         description="How long a run's events stay resumable (Last-Event-ID) after it stops.",
     )

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,9 @@ def unique_model() -> str:
 class Frame:
     event: str
     data: Any  # parsed JSON; the string "[DONE]" for the closing frame
+    # The event's id in the run's log (assistd's, for Last-Event-ID); golden transcripts
+    # recorded from OpenAI have none, so it takes no part in comparisons.
+    id: str | None = field(default=None, compare=False)
 
 
 def parse_sse(lines: Iterator[str]) -> tuple[list[Frame], int]:
@@ -82,6 +85,7 @@ def parse_sse(lines: Iterator[str]) -> tuple[list[Frame], int]:
     frames: list[Frame] = []
     comments = 0
     event: str | None = None
+    event_id: str | None = None
     data: list[str] = []
     for line in lines:
         if line == "":
@@ -89,8 +93,8 @@ def parse_sse(lines: Iterator[str]) -> tuple[list[Frame], int]:
                 continue  # the blank line after a comment
             assert event is not None, f"frame without an event: line: {data}"
             raw = "\n".join(data)
-            frames.append(Frame(event, raw if raw == "[DONE]" else json.loads(raw)))
-            event, data = None, []
+            frames.append(Frame(event, raw if raw == "[DONE]" else json.loads(raw), event_id))
+            event, event_id, data = None, None, []
         elif line.startswith(":"):
             comments += 1
         elif line.startswith("event:"):
@@ -98,6 +102,9 @@ def parse_sse(lines: Iterator[str]) -> tuple[list[Frame], int]:
             event = line[len("event:") :].strip()
         elif line.startswith("data:"):
             data.append(line[len("data:") :].removeprefix(" "))
+        elif line.startswith("id:"):
+            assert event_id is None and event is None, f"id: not first in its frame: {line}"
+            event_id = line[len("id:") :].strip()
         else:
             raise AssertionError(f"unexpected SSE line {line!r}")
     assert event is None, "the stream ended inside a frame"

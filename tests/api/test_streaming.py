@@ -206,16 +206,22 @@ def test_wire_format_and_prologue(
         assert response.status_code == 200
         assert response.headers["content-type"].split(";")[0] == "text/event-stream"
         raw = response.read().decode()
-    # Frames are "event:" then one "data:" line then a blank line; nothing else.
+    # Frames are "id:" (the event's place in the run's log; not on [DONE]), "event:",
+    # then one "data:" line, then a blank line; nothing else.
     blocks = raw.split("\n\n")
     assert blocks[-1] == ""
-    for block in blocks[:-1]:
+    ids: list[int] = []
+    for block in blocks[:-2]:
         if block.startswith(":"):
             continue  # keep-alive comment
         lines = block.split("\n")
-        assert len(lines) == 2, block
-        assert lines[0].startswith("event: "), block
-        assert lines[1].startswith("data: "), block
+        assert len(lines) == 3, block
+        assert lines[0].startswith("id: "), block
+        ids.append(int(lines[0][len("id: ") :]))
+        assert lines[1].startswith("event: "), block
+        assert lines[2].startswith("data: "), block
+    # Ids increase from the run's first event: thread.run.created is the first in its log.
+    assert ids == list(range(1, len(ids) + 1))
     assert raw.endswith("event: done\ndata: [DONE]\n\n")
     frames, _ = parse_sse(iter(raw.split("\n")))
     check_order(frames)
@@ -426,9 +432,9 @@ def test_failure_inside_an_open_stream_is_an_error_event(
 
     async def broken(self: RunStream, **options: Any) -> AsyncIterator[Any]:
         async with contextlib.aclosing(original(self, **options)) as events:
-            async for event in events:
-                yield event
-                if event.event == "thread.run.queued":
+            async for relayed in events:
+                yield relayed
+                if relayed[0].event == "thread.run.queued":
                     raise RuntimeError("the relay broke")
 
     monkeypatch.setattr(RunStream, "relay", broken)

@@ -211,7 +211,7 @@ async def stored(env: Env, run_id: str) -> Stored:
 def drain(subscription: MemorySubscription) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     while not subscription.queue.empty():
-        events.append(subscription.queue.get_nowait())
+        events.append(subscription.queue.get_nowait().event)
     return events
 
 

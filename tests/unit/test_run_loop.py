@@ -372,9 +372,9 @@ def test_a_cancel_request_during_a_slow_stream_cancels_and_keeps_the_partial_tex
             work = asyncio.create_task(env.executor.execute(run.id))
             seen: list[StreamEvent] = []
             while not seen or seen[-1].event != "thread.message.delta":
-                event = await subscription.get()
-                assert event is not None
-                seen.append(event)
+                received = await subscription.get()
+                assert received is not None
+                seen.append(received.event)
             await env.bus.publish(control_channel(run.id), CancelRequest())
             await work
             events = seen + drain(subscription)

@@ -175,7 +175,7 @@ def drain(subscription: MemorySubscription) -> list[StreamEvent]:
     """Everything published so far (the memory bus delivers synchronously on publish)."""
     events: list[StreamEvent] = []
     while not subscription.queue.empty():
-        events.append(subscription.queue.get_nowait())
+        events.append(subscription.queue.get_nowait().event)
     return events
 
 

@@ -79,6 +79,8 @@ def _frame(raw: bytes) -> tuple[str | None, str]:
     text = raw.decode()
     assert text.endswith("\n\n")
     lines = text[:-2].split("\n")
+    if lines[0].startswith("id: "):
+        lines = lines[1:]
     if lines[0].startswith("event: "):
         assert len(lines) == 2
         return lines[0][len("event: ") :], lines[1].removeprefix("data: ")
@@ -204,6 +206,15 @@ async def _events(*events: StreamEvent, fail: bool = False) -> AsyncIterator[Str
         raise RuntimeError("boom")
 
 
+async def _relayed(
+    *events: StreamEvent, fail: bool = False
+) -> AsyncIterator[tuple[StreamEvent, str | None]]:
+    for n, event in enumerate(events, 1):
+        yield event, str(n)
+    if fail:
+        raise RuntimeError("boom")
+
+
 def _collect(body: AsyncIterator[bytes]) -> list[bytes]:
     async def read() -> list[bytes]:
         return [frame async for frame in body]
@@ -212,12 +223,19 @@ def _collect(body: AsyncIterator[bytes]) -> list[bytes]:
 
 
 def test_assistant_stream_ends_with_done() -> None:
-    frames = _collect(assistant_stream(_events(run_event(_run())), SERVER_ERROR))
+    frames = _collect(assistant_stream(_relayed(run_event(_run())), SERVER_ERROR))
     assert [_frame(f)[0] for f in frames] == ["thread.run.queued", "done"]
 
 
+def test_assistant_stream_frames_carry_their_log_id_for_resuming() -> None:
+    frames = _collect(assistant_stream(_relayed(run_event(_run())), SERVER_ERROR))
+    assert frames[0].startswith(b"id: 1\nevent: thread.run.queued\ndata: {")
+    # The SSE [DONE] closes the stream; it is not in the log and carries no id.
+    assert frames[-1] == b"event: done\ndata: [DONE]\n\n"
+
+
 def test_assistant_stream_reports_a_failure_in_band_then_done() -> None:
-    frames = _collect(assistant_stream(_events(run_event(_run()), fail=True), SERVER_ERROR))
+    frames = _collect(assistant_stream(_relayed(run_event(_run()), fail=True), SERVER_ERROR))
     assert [_frame(f)[0] for f in frames] == ["thread.run.queued", "error", "done"]
     assert json.loads(_frame(frames[1])[1]) == SERVER_ERROR.to_dict()
 

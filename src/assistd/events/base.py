@@ -1,6 +1,11 @@
-"""The ``EventBus`` interface: publish to a channel, subscribe to a channel.
+"""The ``EventBus`` interface: an append-only log per channel, with live subscribers.
 
-Kept narrow (two methods) so a Redis implementation is a new class, not a rewrite.
+Every event published on a channel gets an id, increasing within the channel, and stays
+readable for a while after the channel's last event (``retention``), so a subscriber can
+start from any retained event: a client that lost its SSE connection resumes after the
+last id it saw (``Last-Event-ID``), and any process can relay any run's stream. Kept
+narrow so each implementation is one class: in memory (one process) and Redis (many).
+
 Channels used: ``run:<run_id>`` (stream events of a run) and ``control:<run_id>``
 (requests to the worker executing that run, e.g. cancel).
 """
@@ -26,19 +31,41 @@ class CancelRequest(StreamEvent):
     data: None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event as a subscriber receives it, with its id in the channel's log."""
+
+    id: str
+    event: Event
+
+
+class InvalidEventId(ValueError):
+    """A ``start`` that is not an id this bus hands out."""
+
+
 class Subscription(Protocol):
-    async def get(self, wait: float | None = None) -> Event | None:
+    async def get(self, wait: float | None = None) -> Delivery | None:
         """The next event, or None when ``wait`` seconds pass without one."""
         ...
 
 
 class EventBus(Protocol):
-    async def publish(self, channel: str, event: Event) -> None:
-        """Deliver ``event`` to every current subscriber of ``channel``."""
+    async def publish(self, channel: str, event: Event) -> str:
+        """Append ``event`` to ``channel``'s log and deliver it to every current
+        subscriber; returns its id."""
         ...
 
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
-        """Receive every event published on ``channel`` from now until the context exits."""
+    def subscribe(
+        self, channel: str, *, start: str | None = None
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Receive ``channel``'s events until the context exits: those published from now
+        on, or with ``start`` every retained one from the event with that id (or the
+        first after it, if it is gone) onwards; ``"0"`` means the whole retained log.
+        Raises ``InvalidEventId`` for an id this bus could not have handed out."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and background tasks."""
         ...
 
 

@@ -1,44 +1,105 @@
-"""In-process event bus: one asyncio queue per subscriber."""
+"""In-process event bus: a bounded log per channel, one asyncio queue per subscriber."""
 
 from __future__ import annotations
 
 import asyncio
-import weakref
+import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from assistd.events.base import Event
+from assistd.events.base import Delivery, Event, InvalidEventId
+
+# Events kept per channel: a run's stream is a few hundred events; a runaway one must not
+# hold memory without bound (its oldest events go first).
+MAX_EVENTS = 10_000
 
 
 class MemorySubscription:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
 
-    async def get(self, wait: float | None = None) -> Event | None:
+    async def get(self, wait: float | None = None) -> Delivery | None:
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        if wait is not None and wait <= 0:
+            return None
         try:
             return await asyncio.wait_for(self.queue.get(), wait)
         except TimeoutError:
             return None
 
 
-class MemoryEventBus:
-    """Subscribers are held weakly: a stream abandoned before it ever ran leaks nothing."""
+class _Log:
+    __slots__ = ("events", "last", "subscribers", "touched")
 
     def __init__(self) -> None:
-        self._channels: dict[str, weakref.WeakSet[MemorySubscription]] = {}
+        self.events: deque[Delivery] = deque(maxlen=MAX_EVENTS)
+        self.last = 0
+        self.subscribers: set[MemorySubscription] = set()
+        self.touched = time.monotonic()
 
-    async def publish(self, channel: str, event: Event) -> None:
-        for subscription in list(self._channels.get(channel, ())):
-            subscription.queue.put_nowait(event)
+
+class MemoryEventBus:
+    """Ids are the event's number in its channel ("1", "2", ...). A channel's log is
+    dropped once nobody listens and ``retention`` seconds passed since its last event."""
+
+    def __init__(self, retention: float = 60.0) -> None:
+        self.retention = retention
+        self._logs: dict[str, _Log] = {}
+        self._next_sweep = time.monotonic() + retention
+
+    async def publish(self, channel: str, event: Event) -> str:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        log = self._logs.get(channel)
+        if log is None:
+            log = self._logs[channel] = _Log()
+        log.last += 1
+        log.touched = now
+        delivery = Delivery(str(log.last), event)
+        log.events.append(delivery)
+        for subscription in log.subscribers:
+            subscription.queue.put_nowait(delivery)
+        return delivery.id
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[MemorySubscription]:
+    async def subscribe(
+        self, channel: str, *, start: str | None = None
+    ) -> AsyncIterator[MemorySubscription]:
+        first = _parse(start) if start is not None else None
         subscription = MemorySubscription()
-        subscribers = self._channels.setdefault(channel, weakref.WeakSet())
-        subscribers.add(subscription)
+        log = self._logs.get(channel)
+        if log is None:
+            log = self._logs[channel] = _Log()
+        if first is not None:
+            for delivery in log.events:
+                if int(delivery.id) >= first:
+                    subscription.queue.put_nowait(delivery)
+        log.subscribers.add(subscription)
         try:
             yield subscription
         finally:
-            subscribers.discard(subscription)
-            if not subscribers:
-                self._channels.pop(channel, None)
+            log.subscribers.discard(subscription)
+            if not log.subscribers and not log.events:
+                self._logs.pop(channel, None)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self.retention
+        stale = [
+            channel
+            for channel, log in self._logs.items()
+            if not log.subscribers and now - log.touched >= self.retention
+        ]
+        for channel in stale:
+            del self._logs[channel]
+
+    async def aclose(self) -> None:
+        self._logs.clear()
+
+
+def _parse(start: str) -> int:
+    if not start.isdigit():
+        raise InvalidEventId(start)
+    return int(start)

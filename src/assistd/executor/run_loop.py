@@ -146,8 +146,8 @@ class RunExecutor:
         self, control: Subscription, work: asyncio.Task[None], cancel_requested: asyncio.Event
     ) -> None:
         while True:
-            event = await control.get()
-            if event is not None and event.event == "cancel":
+            received = await control.get()
+            if received is not None and received.event.event == "cancel":
                 cancel_requested.set()
                 work.cancel()
                 return

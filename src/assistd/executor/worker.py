@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Set
 
 from assistd import clock
+from assistd.events.base import CancelRequest, control_channel
 from assistd.executor.run_loop import RunExecutor
 from assistd.executor.state import Emitter, end_run
 from assistd.queue.base import RunQueue
@@ -110,9 +111,22 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.queue.renew()
+                await self.relay_missed_cancels()
                 await self.sweep()
             except Exception:
                 logger.exception("run maintenance failed; retrying")
+
+    async def relay_missed_cancels(self) -> None:
+        """Stop the held runs that are ``cancelling``: the cancel request is sent on the
+        bus, which does not reach this process when the bus is in-process and the cancel
+        came to another one (or when Redis lost it)."""
+        held = list(self.queue.held)
+        if not held:
+            return
+        async with self.db.read() as conn:
+            cancelling = await runs.cancelling_among(conn, held)
+        for run_id in cancelling:
+            await self.executor.bus.publish(control_channel(run_id), CancelRequest())
 
     async def sweep(self, *, ignore_leases: bool = False) -> None:
         """Expire overdue runs; have the queue take over, or end, runs whose worker is

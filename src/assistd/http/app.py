@@ -41,6 +41,11 @@ async def _sweep_expired(services: Services) -> None:
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
+def create_app_from_environment() -> FastAPI:
+    """The app of one of ``serve --workers N``'s processes (uvicorn imports it)."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the ASGI app; migrations run at start-up, background tasks stop at shutdown."""
     services = services or Services.build(settings)

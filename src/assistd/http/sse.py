@@ -7,16 +7,14 @@ the stream: an ``event: error`` frame in an Assistants stream (then ``[DONE]``),
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 
-from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from assistd.errors import APIError
+from assistd.protocol.event_codec import encode_data
 from assistd.protocol.events import (
-    ChatChunkEvent,
     ChatDone,
     ChatErrorEvent,
     Done,
@@ -31,33 +29,25 @@ KEEPALIVE = b": keep-alive\n\n"
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _data(event: StreamEvent) -> str:
-    if isinstance(event, ChatChunkEvent):
-        return event.data.model_dump_json(exclude=None if event.include_usage else {"usage"})
-    data = event.data
-    if isinstance(data, BaseModel):
-        return data.model_dump_json()
-    if isinstance(data, str):
-        return data  # [DONE]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode(event: StreamEvent) -> bytes:
-    """One event as SSE bytes: ``event:`` (when it has a name) and ``data:`` lines."""
+def encode(event: StreamEvent, event_id: str | None = None) -> bytes:
+    """One event as SSE bytes: ``id:`` (its position in the run's log, for
+    ``Last-Event-ID``), ``event:`` (when it has a name) and ``data:`` lines."""
     if isinstance(event, KeepAlive):
         return KEEPALIVE
+    head = f"id: {event_id}\n" if event_id is not None else ""
     if event.event:
-        return f"event: {event.event}\ndata: {_data(event)}\n\n".encode()
-    return f"data: {_data(event)}\n\n".encode()
+        return f"{head}event: {event.event}\ndata: {encode_data(event)}\n\n".encode()
+    return f"{head}data: {encode_data(event)}\n\n".encode()
 
 
 async def assistant_stream(
-    events: AsyncIterator[StreamEvent], server_error: APIError
+    events: AsyncIterator[tuple[StreamEvent, str | None]], server_error: APIError
 ) -> AsyncIterator[bytes]:
-    """A run's events, then ``[DONE]``; an unexpected failure becomes an error event."""
+    """A run's events (each with its log id, if it has one), then ``[DONE]``; an
+    unexpected failure becomes an error event."""
     try:
-        async for event in events:
-            yield encode(event)
+        async for event, event_id in events:
+            yield encode(event, event_id)
     except Exception:
         logger.exception("stream failed")
         yield encode(ErrorEvent(server_error.to_dict()))

@@ -12,7 +12,7 @@ from assistd.config import Settings
 from assistd.embeddings.base import EmbedderRegistry
 from assistd.embeddings.factory import build_embedders
 from assistd.events.base import EventBus
-from assistd.events.memory import MemoryEventBus
+from assistd.events.factory import build_bus
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.worker import Worker, new_worker_id
 from assistd.queue.inprocess import InProcessRunQueue
@@ -87,7 +87,7 @@ class Services:
         registry = registry or build_registry(settings)
         embedders = embedders if embedders is not None else build_embedders(settings)
         chunk_index = chunk_index if chunk_index is not None else build_chunk_index(db.dialect)
-        bus = MemoryEventBus()
+        bus = build_bus(settings)
         tools: dict[str, Tool] = {
             "file_search": FileSearchTool(
                 db, chunk_index, embedders, settings.file_search_embedding_model
@@ -169,6 +169,18 @@ class Services:
 
     async def start(self) -> None:
         """Migrate, then start the worker (recovering what a stopped process left)."""
+        await self._prepare()
+        # SQLite is single-process: whatever is unfinished at start-up was abandoned.
+        if self.settings.executor:
+            await self.worker.start(recover_all=self.db.dialect == "sqlite")
+        await self.ingestion.start(recover_all=self.db.dialect == "sqlite")
+
+    async def start_worker(self) -> None:
+        """An executor-only process (``assistd worker``): no HTTP, no ingestion."""
+        await self._prepare()
+        await self.worker.start(recover_all=False)
+
+    async def _prepare(self) -> None:
         await self.db.migrate()
         if self.code_interpreter is not None:
             # Checked once, off the event loop (it runs bwrap); runs still offer the tool,
@@ -181,13 +193,11 @@ class Services:
         await asyncio.gather(
             asyncio.to_thread(encoding, "o200k_base"), asyncio.to_thread(encoding, "cl100k_base")
         )
-        # SQLite is single-process: whatever is unfinished at start-up was abandoned.
-        await self.worker.start(recover_all=self.db.dialect == "sqlite")
-        await self.ingestion.start(recover_all=self.db.dialect == "sqlite")
 
     async def stop(self) -> None:
         await self.worker.stop()
         await self.ingestion.stop()
+        await self.bus.aclose()
         if self.code_interpreter is not None:
             await self.code_interpreter.sandbox.aclose()
         await self.registry.aclose()

@@ -1,16 +1,19 @@
 """Relaying a run's events to one SSE client until the run ends or needs tool outputs.
 
-The subscription is opened before the run is queued, so no event can be missed. While no
-event arrives the relay re-reads the run, so a stream never waits forever on a worker that
-died or an event another process failed to deliver.
+A stream opened by the request that queues the run subscribes before the run is queued,
+so no event can be missed; one attached later (``GET .../runs/{id}?stream=true``) reads
+the run's retained log from the start, or after the ``Last-Event-ID`` the client saw.
+While no event arrives the relay re-reads the run, so a stream never waits forever on a
+worker that died or an event another process failed to deliver.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
-from assistd.events.base import EventBus, Subscription, run_channel
+from assistd.errors import InvalidRequestError
+from assistd.events.base import EventBus, InvalidEventId, Subscription, run_channel
 from assistd.protocol.events import (
     KeepAlive,
     StreamEvent,
@@ -25,63 +28,98 @@ from assistd.store.database import Database
 from assistd.store.wire import run_to_wire
 
 END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
+# Relayed events, each with its id in the run's log (None for what the relay adds itself).
+Relayed = tuple[StreamEvent, str | None]
 
 
 class RunStream:
-    """An open subscription to a run's channel, to be relayed once the run is queued."""
+    """An open subscription to a run's channel.
 
-    def __init__(self, db: Database, bus: EventBus, run_id: str, idle_seconds: float) -> None:
+    ``attach`` is None for a stream whose request queues the run (it starts with the
+    events published from now on); otherwise the stream joins a run already queued:
+    ``"0"`` from its first retained event, or an id: after that event.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        run_id: str,
+        idle_seconds: float,
+        *,
+        attach: str | None = None,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.run_id = run_id
         self.idle_seconds = idle_seconds
+        self.attach = attach
         self._stack = AsyncExitStack()
         self._subscription: Subscription | None = None
-        # What the request that opened the stream produced itself (the new thread and
-        # run), sent before the worker's events.
-        self.opening: Sequence[StreamEvent] = ()
 
     async def open(self) -> RunStream:
-        self._subscription = await self._stack.enter_async_context(
-            self.bus.subscribe(run_channel(self.run_id))
-        )
+        try:
+            self._subscription = await self._stack.enter_async_context(
+                self.bus.subscribe(run_channel(self.run_id), start=self.attach)
+            )
+        except InvalidEventId:
+            raise InvalidRequestError(
+                f"Invalid Last-Event-ID '{self.attach}'.", param="Last-Event-ID"
+            ) from None
         return self
 
     async def close(self) -> None:
         await self._stack.aclose()
 
-    async def relay(self, *, with_content: bool = False) -> AsyncIterator[StreamEvent]:
-        """``opening`` first, then the run's events; file-search result content only
-        ``with_content`` (``include[]`` asked for it)."""
-        async for event in self._relay():
-            yield event_view(event, with_content)
+    async def relay(self, *, with_content: bool = False) -> AsyncIterator[Relayed]:
+        """The run's events; file-search result content only ``with_content``
+        (``include[]`` asked for it)."""
+        async for event, event_id in self._relay():
+            yield event_view(event, with_content), event_id
 
-    async def _relay(self) -> AsyncIterator[StreamEvent]:
-        assert self._subscription is not None, "open() the stream first"
+    async def _relay(self) -> AsyncIterator[Relayed]:
+        subscription = self._subscription
+        assert subscription is not None, "open() the stream first"
         try:
-            for event in self.opening:
-                yield event
-                if ends_run_stream(event):
+            if self.attach is not None:
+                caught_up, done = await self._catch_up(subscription)
+                for relayed in caught_up:
+                    yield relayed
+                if done:
                     return
             while True:
-                received = await self._subscription.get(self.idle_seconds)
+                received = await subscription.get(self.idle_seconds)
                 if received is None:
                     final = await self._final_state()
                     if final is None:
-                        yield KeepAlive()
+                        yield KeepAlive(), None
                         continue
                     # The run ended in the store, but its closing events (open message and
                     # step, then the run) are published just after that commit: wait for
                     # them once more, and only if none come say how the run ended.
-                    received = await self._subscription.get(self.idle_seconds)
+                    received = await subscription.get(self.idle_seconds)
                     if received is None:
-                        yield final
+                        yield final, None
                         return
-                yield received
-                if ends_run_stream(received):
+                yield received.event, received.id
+                if ends_run_stream(received.event):
                     return
         finally:
             await self.close()
+
+    async def _catch_up(self, subscription: Subscription) -> tuple[list[Relayed], bool]:
+        """What an attached stream starts with: the first retained event after the one
+        the client saw last, or, when the log holds nothing and the run is over, its
+        state; and whether the stream is over already."""
+        first = await subscription.get(0)
+        if first is not None and first.id == self.attach:
+            if ends_run_stream(first.event):
+                return [], True  # the client saw the end; only [DONE] is left
+            first = await subscription.get(0)
+        if first is not None:
+            return [(first.event, first.id)], ends_run_stream(first.event)
+        final = await self._final_state()
+        return ([(final, None)], True) if final is not None else ([], False)
 
     async def _final_state(self) -> StreamEvent | None:
         async with self.db.read() as conn:

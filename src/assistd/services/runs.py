@@ -6,7 +6,7 @@ run"; a partial unique index on active runs backs that up in the database itself
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +17,7 @@ from assistd.errors import InvalidRequestError, NotFoundError, not_found
 from assistd.events.base import CancelRequest, EventBus, control_channel
 from assistd.executor.state import Emitter, end_run, transition
 from assistd.protocol.common import ListResponse, dump_response_format, dump_tools
-from assistd.protocol.events import ThreadCreated, run_opened
+from assistd.protocol.events import StreamEvent, ThreadCreated, run_opened
 from assistd.protocol.runs import (
     CreateRunRequest,
     CreateThreadAndRunRequest,
@@ -179,10 +179,9 @@ class RunService:
                     conn, project, thread_id, message, param=f"additional_messages[{i}]"
                 )
             await self._queue_new(conn, run)
-        await self.queue.put(run_id)
         wire = run_to_wire(run)
-        if stream is not None:
-            stream.opening = run_opened(wire)
+        await self._publish(run_id, run_opened(wire))
+        await self.queue.put(run_id)
         return wire, stream
 
     async def create_thread_and_run(
@@ -198,11 +197,16 @@ class RunService:
             thread = await create_thread(conn, project, thread_request, param="thread")
             run = await self._new_run(conn, project, run_id, thread.id, request)
             await self._queue_new(conn, run)
-        await self.queue.put(run_id)
         wire = run_to_wire(run)
-        if stream is not None:
-            stream.opening = [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)]
+        await self._publish(run_id, [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)])
+        await self.queue.put(run_id)
         return wire, stream
+
+    async def _publish(self, run_id: str, events: Sequence[StreamEvent]) -> None:
+        """The run's first events, on its log before a worker can add any: what a stream
+        opened by this request starts with, and what one attached later replays."""
+        for event in events:
+            await self.emit.send(run_id, event)
 
     @asynccontextmanager
     async def _stream(self, run_id: str, wanted: bool | None) -> AsyncIterator[RunStream | None]:
@@ -219,6 +223,21 @@ class RunService:
         except BaseException:
             await stream.close()
             raise
+
+    async def attach(
+        self, project: str, thread_id: str, run_id: str, last_event_id: str | None
+    ) -> RunStream:
+        """A stream of a run already queued (assistd's ``GET .../runs/{id}?stream=true``):
+        its retained events from the first, or after ``last_event_id``."""
+        async with self.db.read() as conn:
+            await self._get_run(conn, project, thread_id, run_id)
+        return await RunStream(
+            self.db,
+            self.bus,
+            run_id,
+            self.settings.stream_idle_seconds,
+            attach=last_event_id or "0",
+        ).open()
 
     # ---- reading ----------------------------------------------------------------------
 

@@ -135,3 +135,15 @@ async def set_usage(conn: Connection, run_id: str, usage: dict[str, int]) -> Non
     """The tokens the run's completions used so far."""
     runs = tables.runs
     await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(usage=usage))
+
+
+async def cancelling_among(conn: Connection, run_ids: Sequence[str]) -> list[str]:
+    """Which of ``run_ids`` are ``cancelling``: a worker's check for cancel requests that
+    did not reach it (sent to another process, or lost with the bus)."""
+    if not run_ids:
+        return []
+    runs = tables.runs
+    result = await conn.execute(
+        sa.select(runs.c.id).where(runs.c.id.in_(list(run_ids)), runs.c.status == "cancelling")
+    )
+    return [str(row) for row in result.scalars()]

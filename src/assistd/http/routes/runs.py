@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.responses import StreamingResponse
 
 from assistd.http.deps import Page, Project, Svc, json_body
@@ -84,8 +84,23 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=None)
 async def get_run(
-    svc: Svc, project: Project, response: Response, thread_id: str, run_id: str
+    svc: Svc,
+    project: Project,
+    response: Response,
+    thread_id: str,
+    run_id: str,
+    include: Include,
+    stream: bool = False,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> RunObject | StreamingResponse:
+    """With ``stream=true`` (an assistd extension): the run's event stream, from its first
+    retained event or after ``Last-Event-ID``."""
+    if stream:
+        with_content = check_include(include)
+        attached = await svc.runs.attach(project, thread_id, run_id, last_event_id)
+        return event_stream_response(
+            assistant_stream(attached.relay(with_content=with_content), SERVER_ERROR)
+        )
     run = await svc.runs.get(project, thread_id, run_id)
     return _answer(svc, response, run, None)
 

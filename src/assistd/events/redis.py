@@ -1,0 +1,251 @@
+"""Event bus on Redis: one stream per channel for the log, pub/sub for live delivery.
+
+``publish`` is one script call: XADD to the channel's stream (bounded length), EXPIRE it
+(``retention`` after its last event) and PUBLISH the event with its stream id, so every
+process listening gets it at once and anyone can later read the log from any id. Each
+process has one pub/sub connection, shared by all its subscriptions: a subscription
+waits until Redis confirmed the channel, then reads the retained history it asked for,
+and skips live events it already had from the history (ids increase). After a lost
+connection the listener resubscribes and re-reads, per subscription, what came after
+the last event it delivered, so a Redis hiccup costs latency, not events.
+
+A publish that cannot reach Redis is logged and dropped: the database, not the bus, is
+the source of truth, and streams re-read the run's state when no event comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from assistd.events.base import CancelRequest, Delivery, Event, InvalidEventId
+from assistd.protocol.event_codec import decode, encode_data
+
+logger = logging.getLogger("assistd.events")
+
+MAX_EVENTS = 10_000
+_ID = re.compile(r"^\d+(-\d+)?$")
+_CONTROL = {CancelRequest.event: CancelRequest}
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', KEYS[1], id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+return id
+"""
+
+
+def _order(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _decode(event_id: str, name: str, data: str) -> Delivery:
+    return Delivery(event_id, decode(name, data, _CONTROL))
+
+
+class RedisSubscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.last: tuple[int, int] = (0, 0)
+        # Live events held back while the history is read.
+        self.held: list[Delivery] | None = []
+
+    def deliver(self, delivery: Delivery) -> None:
+        if self.held is not None:
+            self.held.append(delivery)
+            return
+        order = _order(delivery.id)
+        if order > self.last:
+            self.last = order
+            self.queue.put_nowait(delivery)
+
+    def release_held(self) -> None:
+        held, self.held = self.held or [], None
+        for delivery in held:
+            self.deliver(delivery)
+
+    async def get(self, wait: float | None = None) -> Delivery | None:
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        if wait is not None and wait <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self.queue.get(), wait)
+        except TimeoutError:
+            return None
+
+
+class RedisEventBus:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "assistd",
+        retention: float = 60.0,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.retention = max(1, int(retention))
+        self.max_events = max_events
+        self._publish = client.register_script(_PUBLISH)
+        self._subscribers: dict[str, set[RedisSubscription]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: PubSub | None = None
+        self._listener: asyncio.Task[None] | None = None
+        # Set when a channel is subscribed: the listener sleeps on it while none is.
+        self._wake = asyncio.Event()
+
+    def _key(self, channel: str) -> str:
+        return f"{self.prefix}:events:{channel}"
+
+    async def publish(self, channel: str, event: Event) -> str:
+        data = "" if event.data is None else encode_data(event)
+        args: list[Any] = [self.max_events, event.event, data, self.retention]
+        try:
+            event_id = await self._publish(keys=[self._key(channel)], args=args)
+        except RedisError as exc:
+            logger.warning("event %s on %s not published: %s", event.event, channel, exc)
+            return ""
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, channel: str, *, start: str | None = None
+    ) -> AsyncIterator[RedisSubscription]:
+        if start is not None and not _ID.match(start):
+            raise InvalidEventId(start)
+        key = self._key(channel)
+        subscription = RedisSubscription()
+        subscribers = self._subscribers.setdefault(key, set())
+        subscribers.add(subscription)
+        try:
+            await self._listen_to(key)
+            if start is not None:
+                for delivery in await self._history(key, start, inclusive=True):
+                    subscription.last = _order(delivery.id)
+                    subscription.queue.put_nowait(delivery)
+            subscription.release_held()
+            yield subscription
+        finally:
+            subscribers.discard(subscription)
+            if not subscribers:
+                self._subscribers.pop(key, None)
+                await self._unlisten(key)
+
+    async def _history(self, key: str, start: str, *, inclusive: bool) -> list[Delivery]:
+        low = "-" if start == "0" else (start if inclusive else f"({start}")
+        entries = await self.client.xrange(key, min=low, max="+")
+        deliveries = []
+        for raw_id, raw in entries or []:
+            fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
+            deliveries.append(_decode(_text(raw_id), fields["e"], fields.get("d", "")))
+        return deliveries
+
+    async def _listen_to(self, key: str) -> None:
+        pubsub = await self._ensure_listener()
+        confirmed = self._confirmed.get(key)
+        if confirmed is None:
+            confirmed = self._confirmed[key] = asyncio.get_running_loop().create_future()
+            await pubsub.subscribe(key)
+            self._wake.set()
+        await asyncio.shield(confirmed)
+
+    async def _unlisten(self, key: str) -> None:
+        confirmed = self._confirmed.pop(key, None)
+        if confirmed is not None and not confirmed.done():
+            confirmed.cancel()
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError):
+                await self._pubsub.unsubscribe(key)
+
+    async def _ensure_listener(self) -> PubSub:
+        if self._pubsub is None:
+            self._pubsub = self.client.pubsub()
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="assistd-event-listener")
+        return self._pubsub
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        pubsub = self._pubsub
+        while True:
+            try:
+                if not pubsub.subscribed:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                message = await pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError) as exc:
+                logger.warning("event listener lost Redis (%s); reconnecting", exc)
+                await self._recover(pubsub)
+                continue
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        key = _text(message["channel"])
+        if message["type"] == "subscribe":
+            confirmed = self._confirmed.get(key)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+            return
+        if message["type"] != "message":
+            return
+        subscribers = self._subscribers.get(key)
+        if not subscribers:
+            return
+        try:
+            event_id, name, data = _text(message["data"]).split("\n", 2)
+            delivery = _decode(event_id, name, data)
+        except ValueError:
+            logger.exception("dropping an event on %s that does not decode", key)
+            return
+        for subscription in subscribers:
+            subscription.deliver(delivery)
+
+    async def _recover(self, pubsub: PubSub) -> None:
+        """Reconnect, resubscribe, and re-read what each subscription may have missed."""
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await pubsub.reset()
+                keys = list(self._subscribers)
+                for key in keys:
+                    confirmed = self._confirmed.get(key)
+                    if confirmed is None or confirmed.done():
+                        self._confirmed[key] = asyncio.get_running_loop().create_future()
+                if keys:
+                    await pubsub.subscribe(*keys)
+                for key in keys:
+                    for subscription in list(self._subscribers.get(key, ())):
+                        last = "{}-{}".format(*subscription.last)
+                        for delivery in await self._history(key, last, inclusive=False):
+                            subscription.deliver(delivery)
+                return
+            except (RedisError, OSError) as exc:
+                logger.warning("Redis still unreachable (%s)", exc)
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
