@@ -68,9 +68,15 @@ class RedisSubscription:
             self.last = order
             self.queue.put_nowait(delivery)
 
-    def release_held(self) -> None:
+    def hold(self) -> None:
+        if self.held is None:
+            self.held = []
+
+    def release_held(self, history: list[Delivery] = ()) -> None:  # type: ignore[assignment]
+        """Deliver ``history`` read from the log, then the live events held meanwhile,
+        skipping any already delivered."""
         held, self.held = self.held or [], None
-        for delivery in held:
+        for delivery in [*history, *held]:
             self.deliver(delivery)
 
     async def get(self, wait: float | None = None) -> Delivery | None:
@@ -104,6 +110,7 @@ class RedisEventBus:
         self._listener: asyncio.Task[None] | None = None
         # Set when a channel is subscribed: the listener sleeps on it while none is.
         self._wake = asyncio.Event()
+        self._catching_up: set[asyncio.Task[None]] = set()
 
     def _key(self, channel: str) -> str:
         return f"{self.prefix}:events:{channel}"
@@ -130,11 +137,8 @@ class RedisEventBus:
         subscribers.add(subscription)
         try:
             await self._listen_to(key)
-            if start is not None:
-                for delivery in await self._history(key, start, inclusive=True):
-                    subscription.last = _order(delivery.id)
-                    subscription.queue.put_nowait(delivery)
-            subscription.release_held()
+            history = [] if start is None else await self._history(key, start, inclusive=True)
+            subscription.release_held(history)
             yield subscription
         finally:
             subscribers.discard(subscription)
@@ -176,9 +180,9 @@ class RedisEventBus:
         return self._pubsub
 
     async def _listen(self) -> None:
-        assert self._pubsub is not None
-        pubsub = self._pubsub
         while True:
+            pubsub = self._pubsub
+            assert pubsub is not None
             try:
                 if not pubsub.subscribed:
                     self._wake.clear()
@@ -187,7 +191,7 @@ class RedisEventBus:
                 message = await pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 logger.warning("event listener lost Redis (%s); reconnecting", exc)
-                await self._recover(pubsub)
+                await self._recover()
                 continue
             if message is not None:
                 self._dispatch(message)
@@ -198,6 +202,12 @@ class RedisEventBus:
             confirmed = self._confirmed.get(key)
             if confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)
+            elif key in self._subscribers:
+                # Subscribed again after a lost connection (by redis-py's own reconnect or
+                # ours): what was published meanwhile is only in the log.
+                task = asyncio.create_task(self._catch_up(key))
+                self._catching_up.add(task)
+                task.add_done_callback(self._catching_up.discard)
             return
         if message["type"] != "message":
             return
@@ -213,24 +223,32 @@ class RedisEventBus:
         for subscription in subscribers:
             subscription.deliver(delivery)
 
-    async def _recover(self, pubsub: PubSub) -> None:
-        """Reconnect, resubscribe, and re-read what each subscription may have missed."""
+    async def _catch_up(self, key: str) -> None:
+        subscriptions = list(self._subscribers.get(key, ()))
+        for subscription in subscriptions:
+            subscription.hold()
+        for subscription in subscriptions:
+            last = "{}-{}".format(*subscription.last)
+            try:
+                history = await self._history(key, last, inclusive=False)
+            except RedisError as exc:
+                logger.warning("could not re-read %s after reconnecting: %s", key, exc)
+                history = []
+            subscription.release_held(history)
+
+    async def _recover(self) -> None:
+        """Resubscribe on a new connection; each confirmation then re-reads what the
+        channel's subscriptions missed (``_catch_up``)."""
+        broken, self._pubsub = self._pubsub, self.client.pubsub()
+        if broken is not None:
+            # Its connection is dead: closing it must not hold up the recovery.
+            task = asyncio.create_task(asyncio.wait_for(broken.aclose(), 5))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
         while True:
             await asyncio.sleep(0.5)
             try:
-                await pubsub.reset()
-                keys = list(self._subscribers)
-                for key in keys:
-                    confirmed = self._confirmed.get(key)
-                    if confirmed is None or confirmed.done():
-                        self._confirmed[key] = asyncio.get_running_loop().create_future()
-                if keys:
-                    await pubsub.subscribe(*keys)
-                for key in keys:
-                    for subscription in list(self._subscribers.get(key, ())):
-                        last = "{}-{}".format(*subscription.last)
-                        for delivery in await self._history(key, last, inclusive=False):
-                            subscription.deliver(delivery)
+                if self._subscribers:
+                    await self._pubsub.subscribe(*self._subscribers)
                 return
             except (RedisError, OSError) as exc:
                 logger.warning("Redis still unreachable (%s)", exc)

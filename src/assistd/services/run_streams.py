@@ -113,9 +113,12 @@ class RunStream:
         state; and whether the stream is over already."""
         first = await subscription.get(0)
         if first is not None and first.id == self.attach:
-            if ends_run_stream(first.event):
-                return [], True  # the client saw the end; only [DONE] is left
+            seen_end = ends_run_stream(first.event)
             first = await subscription.get(0)
+            if first is None and seen_end:
+                # The client saw the run end or park: only [DONE] is left, unless the
+                # run went on since (tool outputs came), which the stream then follows.
+                return [], await self._final_state() is not None
         if first is not None:
             return [(first.event, first.id)], ends_run_stream(first.event)
         final = await self._final_state()
