@@ -103,7 +103,8 @@ def parse_sse(lines: Iterator[str]) -> tuple[list[Frame], int]:
         elif line.startswith("data:"):
             data.append(line[len("data:") :].removeprefix(" "))
         elif line.startswith("id:"):
-            assert event_id is None and event is None, f"id: not first in its frame: {line}"
+            assert event_id is None, f"two id: lines in one frame: {line}"
+            assert event is None, f"id: not first in its frame: {line}"
             event_id = line[len("id:") :].strip()
         else:
             raise AssertionError(f"unexpected SSE line {line!r}")

@@ -51,7 +51,8 @@ def test_attach_replays_a_finished_run_with_the_same_ids(
     replay = attach(http, thread_id, run_id)
     assert replay == original
     assert _ids(replay) == _ids(original)
-    assert all(f.id for f in original[:-1]) and original[-1].id is None  # [DONE] has none
+    assert all(f.id for f in original[:-1])
+    assert original[-1].id is None  # [DONE] is not in the log
     check_order(replay)
 
 

@@ -125,13 +125,15 @@ def test_a_late_subscriber_replays_the_log_from_the_start_or_from_an_id(buses: B
         channel = run_channel("run_replay")
         events = _events()
         ids = [await publisher.publish(channel, event) for event in events[:3]]
-        async with reader.subscribe(channel, start="0") as everything:
-            async with reader.subscribe(channel, start=ids[1]) as from_second:
-                ids += [await publisher.publish(channel, event) for event in events[3:]]
-                whole = await _take(everything, 5)
-                tail = await _take(from_second, 4)
-                assert await everything.get(0) is None
-                assert await from_second.get(0) is None
+        async with (
+            reader.subscribe(channel, start="0") as everything,
+            reader.subscribe(channel, start=ids[1]) as from_second,
+        ):
+            ids += [await publisher.publish(channel, event) for event in events[3:]]
+            whole = await _take(everything, 5)
+            tail = await _take(from_second, 4)
+            assert await everything.get(0) is None
+            assert await from_second.get(0) is None
         assert [d.id for d in whole] == ids
         assert [d.event for d in whole] == events
         # ``start`` is inclusive: the relay drops the event the client saw itself.
@@ -163,12 +165,15 @@ def test_a_malformed_start_is_refused(buses: Buses) -> None:
 def test_every_subscriber_of_a_channel_gets_every_event(buses: Buses) -> None:
     async def scenario(publisher: EventBus, reader: EventBus) -> None:
         channel = run_channel("run_fan")
-        async with reader.subscribe(channel) as one, publisher.subscribe(channel) as two:
-            async with reader.subscribe(run_channel("run_other")) as other:
-                await publisher.publish(channel, RunCompleted(_run_event().data))
-                assert [d.event.event for d in await _take(one, 1)] == ["thread.run.completed"]
-                assert [d.event.event for d in await _take(two, 1)] == ["thread.run.completed"]
-                assert await other.get(0.2) is None
+        async with (
+            reader.subscribe(channel) as one,
+            publisher.subscribe(channel) as two,
+            reader.subscribe(run_channel("run_other")) as other,
+        ):
+            await publisher.publish(channel, RunCompleted(_run_event().data))
+            assert [d.event.event for d in await _take(one, 1)] == ["thread.run.completed"]
+            assert [d.event.event for d in await _take(two, 1)] == ["thread.run.completed"]
+            assert await other.get(0.2) is None
 
     run(scenario, buses)
 
