@@ -164,3 +164,28 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name in Settings.model_fields:
         assert f"ASSISTD_{name.upper()}" in readme, f"ASSISTD_{name.upper()} is undocumented"
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "needs"),
+    [
+        (["serve", "--workers", "2"], {}, "needs PostgreSQL"),
+        (["serve", "--no-executor"], {}, "needs PostgreSQL"),
+        (["worker"], {}, "needs PostgreSQL"),
+        (["worker"], {"ASSISTD_DATABASE_URL": "postgresql+asyncpg://127.0.0.1/x"}, "needs Redis"),
+        (
+            ["serve", "--no-executor"],
+            {"ASSISTD_DATABASE_URL": "postgresql+asyncpg://127.0.0.1/x"},
+            "needs Redis",
+        ),
+        (["serve", "--workers", "0"], {}, "at least 1"),
+    ],
+)
+def test_scale_out_commands_refuse_what_cannot_work(
+    tmp_path: Path, args: list[str], extra: dict[str, str], needs: str
+) -> None:
+    # Several processes on one SQLite file, or API and worker processes with no Redis to
+    # pass runs between them, would leave runs unexecuted: refused before anything starts.
+    result = _assistd(*args, env=_env(tmp_path, **extra))
+    assert result.returncode == 2
+    assert needs in result.stderr
