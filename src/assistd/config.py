@@ -90,7 +90,10 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_max_retries: int = Field(default=3, ge=0, le=10)
     run_expires_seconds: int = Field(
-        default=600, ge=1, description="How long a run may wait in requires_action."
+        default=600,
+        ge=1,
+        description="A run still queued, in progress or in requires_action this long after "
+        "it was created (or last asked for tool outputs) expires.",
     )
     run_lease_seconds: int = Field(
         default=30,
@@ -99,6 +102,12 @@ class Settings(BaseSettings):
     )
     poll_after_ms: int = Field(
         default=500, ge=0, description="openai-poll-after-ms hint sent with unfinished runs."
+    )
+    stream_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A run's event stream sends a keep-alive comment after this long "
+        "without an event.",
     )
     worker_concurrency: int = Field(default=256, ge=1, description="Runs executed at once.")
     executor: bool = Field(

@@ -1,9 +1,11 @@
-"""Runs on servers of the test's own: expiry of runs left in ``requires_action``, and
-recovery after a restart (interrupted runs fail, queued ones resume, cancelled ones stay).
+"""Runs on servers of the test's own: expiry of runs queued, in progress or left in
+``requires_action`` past ``expires_at``, and recovery after a restart (interrupted runs
+fail, queued ones resume, cancelled ones stay).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +27,11 @@ from tests.api.run_support import (
     wait_until,
     weather_assistant,
 )
+from tests.api.stream_support import Recorder
 from tests.conftest import LiveServer, make_settings
+
+# Held open far longer than any wait below: only a stop request ends it early.
+ENDLESS = Reply(text=" ".join(f"w{i}" for i in range(2000)), delay=0.05)
 
 
 @pytest.fixture
@@ -91,6 +97,108 @@ def test_requires_action_run_expires(own_server: Callable[..., LiveServer], tmp_
             client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
         # The expired run no longer holds the thread.
         client.beta.threads.messages.create(thread_id, role="user", content="still there?")
+
+
+def executing(live: LiveServer, run_id: str) -> bool:
+    """Whether the server's worker still holds the run (queued for it or executing)."""
+
+    async def held() -> bool:
+        return run_id in live.services.worker.owned
+
+    return live.call(held())
+
+
+def faults(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Errors and tracebacks the server logged during the test."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_in_progress_run_expires_and_its_stream_ends(
+    own_server: Callable[..., LiveServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = own_server(tmp_path, run_expires_seconds=1, run_lease_seconds=2)
+    key = live.new_key("proj_expire_busy")
+    model = new_model()
+    live.scripted.queue(ENDLESS, model=model)
+    with client_for(live, key) as client:
+        assistant = client.beta.assistants.create(model=model)
+        thread_id = thread_with(client, "Talk forever.")
+        handler = Recorder()
+        with client.beta.threads.runs.stream(
+            thread_id=thread_id, assistant_id=assistant.id, event_handler=handler
+        ) as stream:
+            stream.until_done()
+            streamed = stream.get_final_run()
+        # Ended as a cancelled run ends, with the expiry's statuses and reason.
+        assert streamed.status == "expired"
+        ending = [e for e in handler.events if e != "thread.message.delta"][-3:]
+        assert ending == [
+            "thread.message.incomplete",
+            "thread.run.step.expired",
+            "thread.run.expired",
+        ]
+        assert handler.calls[-1] == ("on_end",)
+        text = "".join(c[1] for c in handler.calls if c[0] == "on_text_delta")
+        assert text
+
+        run = client.beta.threads.runs.retrieve(streamed.id, thread_id=thread_id)
+        assert run.status == "expired"
+        assert run.started_at is not None
+        assert (run.expires_at, run.last_error, run.required_action) == (None, None, None)
+        assert (run.cancelled_at, run.failed_at, run.completed_at) == (None, None, None)
+        (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
+        assert step.status == "expired"
+        assert step.expired_at is not None
+        # The text streamed so far is kept.
+        (message,) = run_messages(client, thread_id, run.id)
+        assert message.status == "incomplete"
+        assert message.incomplete_details is not None
+        assert message.incomplete_details.reason == "run_expired"
+        assert text_of(message) == text
+        # Its worker stopped (the model would stream for minutes more), quietly, and the
+        # thread takes new messages.
+        wait_until(lambda: executing(live, run.id), lambda held: not held)
+        client.beta.threads.messages.create(thread_id, role="user", content="still there?")
+    assert faults(caplog) == []
+
+
+def test_queued_run_expires_without_being_executed(
+    own_server: Callable[..., LiveServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = own_server(tmp_path, run_expires_seconds=1, run_lease_seconds=2, worker_concurrency=1)
+    key = live.new_key("proj_expire_queued")
+    model = new_model()
+    worker = live.services.worker
+
+    async def take_slot() -> None:
+        await worker.slots.acquire()
+
+    async def give_slot() -> None:
+        worker.slots.release()
+
+    # The one execution slot is taken (as by a long run), so the run stays queued.
+    live.call(take_slot())
+    with client_for(live, key) as client:
+        assistant = client.beta.assistants.create(model=model)
+        thread_id = thread_with(client, "Anyone?")
+        handler = Recorder()
+        with client.beta.threads.runs.stream(
+            thread_id=thread_id, assistant_id=assistant.id, event_handler=handler
+        ) as stream:
+            stream.until_done()
+            streamed = stream.get_final_run()
+        assert handler.events == ["thread.run.created", "thread.run.queued", "thread.run.expired"]
+        run = client.beta.threads.runs.retrieve(streamed.id, thread_id=thread_id)
+        assert run.status == "expired"
+        assert (run.started_at, run.expires_at, run.last_error) == (None, None, None)
+        assert client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data == []
+
+        # Once a slot frees, the worker reaches the run and leaves it as it is.
+        live.call(give_slot())
+        wait_until(lambda: executing(live, run.id), lambda held: not held)
+        assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "expired"
+    assert live.scripted.requests_for(model) == []
+    assert faults(caplog) == []
 
 
 def test_restart_fails_interrupted_runs_and_resumes_queued_ones(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,7 +38,7 @@ from tests.api.stream_support import (
     weather_assistant,
     weather_requires_action,
 )
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings, raw_client
 
 # ==== golden transcripts ====================================================================
 
@@ -489,3 +490,33 @@ def test_stream_request_errors_are_plain_http_errors(
         client.beta.threads.runs.stream(thread_id="thread_nope", assistant_id="asst_x"),
     ):
         pass
+
+
+def test_keepalives_come_at_the_configured_interval(tmp_path: Path) -> None:
+    # A model far slower between words than the keep-alive interval: every wait for the
+    # next word is filled with keep-alive comments (with the 15 s default, none at all).
+    live = LiveServer(make_settings(tmp_path, stream_keepalive_seconds=0.05)).start()
+    try:
+        model = unique_model()
+        live.scripted.queue(Reply(text="slow answer", delay=1.0), model=model)
+        key = live.new_key("proj_keepalive")
+        with raw_client(live, key) as http:
+            assistant = http.post("/assistants", json={"model": model}).json()
+            thread = http.post("/threads", json={}).json()
+            with http.stream(
+                "POST",
+                f"/threads/{thread['id']}/runs",
+                json={"assistant_id": assistant["id"], "stream": True},
+            ) as response:
+                lines = list(response.iter_lines())
+    finally:
+        live.stop()
+    frames, _ = parse_sse(iter(lines))
+    check_order(frames)
+    assert "".join(d["value"] for d in text_deltas(frames)) == "slow answer"
+    # Between the two words (and before the first), the stream sent keep-alives.
+    events = [line for line in lines if line.startswith((":", "event: thread.message.delta"))]
+    first, second = (i for i, line in enumerate(events) if line.startswith("event:"))
+    assert all(line == ": keep-alive" for line in events if line.startswith(":"))
+    assert first > 0
+    assert second - first > 1

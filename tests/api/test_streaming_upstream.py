@@ -55,9 +55,10 @@ def upstream_server(
     registry.add(
         "up-1", OpenAICompatBackend(upstream.base_url, UPSTREAM_KEY, max_retries=2, backoff=0.01)
     )
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("upstream")), registry=registry)
-    # Short, so a stream waiting on a silent upstream sends keep-alives within the test.
-    live.services.runs.settings.stream_idle_seconds = 0.2
+    # A short keep-alive interval, so a stream waiting on a silent upstream sends
+    # keep-alives within the test.
+    settings = make_settings(tmp_path_factory.mktemp("upstream"), stream_keepalive_seconds=0.2)
+    live = LiveServer(settings, registry=registry)
     live.start()
     try:
         yield live
@@ -249,6 +250,7 @@ def cancel_hanging_upstream_run(
                 run_id = json.loads(line[6:])["id"]
             deltas += line == "event: thread.message.delta"
             if line.startswith(":") and deltas == 6:  # one per word
+                assert line == ": keep-alive"
                 keepalives += 1
                 if keepalives == 1:
                     # All text is in and the upstream is silent: the stream stayed alive.

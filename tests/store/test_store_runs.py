@@ -203,7 +203,7 @@ def test_a_locked_run_makes_other_writers_wait(url: str, project: str) -> None:
     run_on(url, scenario)
 
 
-def test_overdue_for_outputs(url: str, project: str) -> None:
+def test_overdue_runs(url: str, project: str) -> None:
     now = 10_000
 
     async def scenario(db: Database) -> None:
@@ -212,10 +212,18 @@ def test_overdue_for_outputs(url: str, project: str) -> None:
             due = await stored_run(conn, project, status="requires_action", expires_at=now)
             early = await stored_run(conn, project, status="requires_action", expires_at=now + 1)
             forever = await stored_run(conn, project, status="requires_action", expires_at=None)
+            # Queued and executing runs expire too; a cancelling one is ending already.
+            waiting = await stored_run(conn, project, status="queued", expires_at=now - 1)
             busy = await stored_run(conn, project, status="in_progress", expires_at=now - 1)
-            mine = {r.id for r in (late, due, early, forever, busy)}
-            overdue = set(await runs.overdue_for_outputs(conn, now)) & mine
-        assert overdue == {late.id, due.id}
+            ending = await stored_run(conn, project, status="cancelling", expires_at=now - 1)
+            ended = [
+                await stored_run(conn, project, status=status, expires_at=now - 1)
+                for status in TERMINAL_STATUSES
+            ]
+            made = [late, due, early, forever, waiting, busy, ending]
+            mine = {r.id for r in made} | {r.id for r in ended}
+            overdue = set(await runs.overdue(conn, now)) & mine
+        assert overdue == {late.id, due.id, waiting.id, busy.id}
 
     run_on(url, scenario)
 

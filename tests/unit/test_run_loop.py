@@ -400,6 +400,51 @@ def test_a_cancel_request_during_a_slow_stream_cancels_and_keeps_the_partial_tex
     run_in(tmp_path, scenario)
 
 
+def test_a_stop_request_past_expires_at_expires_the_run_and_keeps_the_partial_text(
+    tmp_path: Path,
+) -> None:
+    # What the worker's sweep sends for a run still in progress at its expires_at.
+    full = " ".join(f"word{i}" for i in range(40))
+
+    async def scenario(env: Env) -> None:
+        run = await seed(env, expires_at=clock.now() - 1)
+        env.backend.queue(text_reply(full, delay=0.05))
+        async with env.bus.subscribe(run_channel(run.id)) as subscription:
+            work = asyncio.create_task(env.executor.execute(run.id))
+            seen: list[StreamEvent] = []
+            while not seen or seen[-1].event != "thread.message.delta":
+                event = await subscription.get()
+                assert event is not None
+                seen.append(event)
+            await env.bus.publish(control_channel(run.id), CancelRequest())
+            await work
+            events = seen + drain(subscription)
+        state = await stored(env, run.id)
+        assert state.run.status == "expired"
+        assert (state.run.expires_at, state.run.cancelled_at, state.run.last_error) == (
+            None,
+            None,
+            None,
+        )
+        (message,) = state.messages
+        streamed = delta_texts(events)
+        assert streamed
+        assert message.content == [text_part(streamed)]
+        assert message.status == "incomplete"
+        assert message.incomplete_details == {"reason": "run_expired"}
+        assert [s.status for s in state.steps] == ["expired"]
+        assert names(events)[-3:] == [
+            "thread.message.incomplete",
+            "thread.run.step.expired",
+            "thread.run.expired",
+        ]
+        # The message's closing event carries the text streamed (clients index into it).
+        closing = next(e for e in events if e.event == "thread.message.incomplete")
+        assert closing.data.content == [text_part(streamed)]
+
+    run_in(tmp_path, scenario)
+
+
 def test_a_cancel_while_a_builtin_tool_runs_stops_before_the_next_completion(
     tmp_path: Path,
 ) -> None:

@@ -47,7 +47,7 @@ from assistd.executor.turn import (
     tool_choice_after,
     total_usage,
 )
-from assistd.protocol.runs import RunStatus
+from assistd.protocol.runs import TERMINAL_STATUSES, RunStatus
 from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import Run
@@ -65,6 +65,11 @@ class ExecutorConfig:
 
 class _Cancelled(Exception):
     """The run's status moved to ``cancelling`` while we were working on it."""
+
+
+class _Ended(Exception):
+    """The run ended, or was deleted with its thread, while we were working on it: its
+    ending was someone else's."""
 
 
 class RunExecutor:
@@ -119,15 +124,21 @@ class RunExecutor:
                 # Shutdown: stop the work too; the lease lapses and recovery ends the run.
                 work.cancel()
                 raise
-            await self._end(run_id, "cancelled")
+            await self._stopped(run_id)
         except _Cancelled:
             await self._end(run_id, "cancelled")
+        except _Ended:
+            logger.info("run %s ended elsewhere while executing; stopped", run_id)
         except BudgetSpent as exc:
             await self._end(run_id, "incomplete", incomplete_details={"reason": exc.reason})
         except BackendError as exc:
             logger.warning("run %s failed in the model backend: %s", run_id, exc.message)
             await self._end(run_id, "failed", last_error={"code": exc.code, "message": exc.message})
         except Exception:
+            if await self._gone(run_id):
+                # Deleted with its thread under us (its writes fail): not a fault.
+                logger.info("run %s was deleted while executing; stopped", run_id)
+                return
             logger.exception("run %s failed unexpectedly", run_id)
             await self._end(
                 run_id,
@@ -155,12 +166,34 @@ class RunExecutor:
     async def _end(self, run_id: str, to: RunStatus, **fields: Any) -> None:
         await end_run(self.db, self.emit, run_id, to, **fields)
 
+    async def _stopped(self, run_id: str) -> None:
+        """End a run that a stop request interrupted (its partial text already kept):
+        expired when it is still in progress past its ``expires_at`` (the sweep asked),
+        else cancelled; nothing when it ended meanwhile or is gone."""
+        async with self.db.read() as conn:
+            run = await runs.get(conn, run_id)
+        if run is None:
+            return
+        overdue = (
+            run.status == "in_progress"
+            and run.expires_at is not None
+            and run.expires_at <= clock.now()
+        )
+        await self._end(run_id, "expired" if overdue else "cancelled")
+
+    async def _gone(self, run_id: str) -> bool:
+        async with self.db.read() as conn:
+            return await runs.get(conn, run_id) is None
+
     async def _drive(self, run: Run) -> None:
         first = True
         while True:
             if not first:
                 async with self.db.read() as conn:
-                    run = await runs.load(conn, run.id)
+                    current = await runs.get(conn, run.id)
+                if current is None or current.status in TERMINAL_STATUSES:
+                    raise _Ended
+                run = current
                 if run.status == "cancelling":
                     raise _Cancelled
             first = False

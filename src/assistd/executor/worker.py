@@ -4,8 +4,8 @@ The queue holds each run for this worker, under a lease the queue keeps fresh wh
 run is held. Recovery (in every worker) treats a run whose lease lapsed as abandoned by a
 dead process: the queue takes a queued run over, and the worker ends the others: an
 interrupted in-progress run fails with a clear ``last_error`` (its partial message is kept,
-marked incomplete), a cancelling run is cancelled. The worker also expires runs left in
-``requires_action`` too long.
+marked incomplete), a cancelling run is cancelled. The worker also expires runs still
+queued, in progress or in ``requires_action`` at their ``expires_at``, as OpenAI does.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Worker:
         self.queue = queue
         self.executor = executor
         self.emit: Emitter = executor.emit
+        self.bus = executor.bus
         self.lease_seconds = lease_seconds
         self.slots = asyncio.Semaphore(concurrency)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -132,9 +133,15 @@ class Worker:
         """Expire overdue runs; have the queue take over, or end, runs whose worker is
         gone."""
         async with self.db.read() as conn:
-            expired = await runs.overdue_for_outputs(conn, clock.now())
-        for run_id in expired:
-            await end_run(self.db, self.emit, run_id, "expired", only_from=("requires_action",))
+            overdue = await runs.overdue(conn, clock.now())
+        for run_id in overdue:
+            ended = await end_run(
+                self.db, self.emit, run_id, "expired", only_from=("queued", "requires_action")
+            )
+            if ended is None:
+                # In progress: the worker executing it (in any process) stops it and ends
+                # it expired, as it does a cancelled run, keeping the text it streamed.
+                await self.bus.publish(control_channel(run_id), CancelRequest())
         for run in await self.queue.recover(ignore_leases=ignore_leases):
             if run.status == "in_progress":
                 logger.warning("run %s was interrupted; failing it", run.run_id)

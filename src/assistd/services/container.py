@@ -134,7 +134,10 @@ class Services:
                 embedding_model=settings.file_search_embedding_model,
             ),
         )
-        run_settings = RunSettings(expires_seconds=settings.run_expires_seconds)
+        run_settings = RunSettings(
+            expires_seconds=settings.run_expires_seconds,
+            stream_idle_seconds=settings.stream_keepalive_seconds,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -142,7 +145,7 @@ class Services:
             auth=AuthService(db, settings.static_keys()),
             assistants=AssistantService(db),
             threads=ThreadService(
-                db, code_interpreter.sandbox if code_interpreter is not None else None
+                db, bus, code_interpreter.sandbox if code_interpreter is not None else None
             ),
             messages=MessageService(db),
             files=FileService(db, blobs, settings.max_upload_bytes, chunk_index),

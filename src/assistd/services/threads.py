@@ -1,19 +1,28 @@
-"""Threads: create (with initial messages), read, modify, delete (with their messages)."""
+"""Threads: create (with initial messages), read, modify, delete (with their messages and
+runs; an active run is cancelled first)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from assistd.errors import not_found
+from assistd.events.base import CancelRequest, EventBus, Subscription, control_channel, run_channel
+from assistd.executor.state import Changes, Emitter, transition
 from assistd.protocol.common import DeletedResponse
+from assistd.protocol.events import ends_run_stream
 from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, ThreadObject
 from assistd.sandbox.base import Sandbox
 from assistd.services.attachments import file_search_files
 from assistd.services.messages import insert_message
 from assistd.services.references import THREAD_STORE_EXPIRY, resolve_tool_resources
-from assistd.store import messages, threads
+from assistd.store import messages, runs, threads
 from assistd.store.database import Connection, Database
 from assistd.store.records import Thread
+
+# A live worker ends a cancelled run at once; one whose process died is waited for no
+# longer than this before the deletion cancels the run itself.
+STOP_WAIT_SECONDS = 10.0
 
 
 def to_wire(thread: Thread) -> ThreadObject:
@@ -45,8 +54,10 @@ async def create_thread(
 
 
 class ThreadService:
-    def __init__(self, db: Database, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, db: Database, bus: EventBus, sandbox: Sandbox | None = None) -> None:
         self.db = db
+        self.bus = bus
+        self.emit = Emitter(bus)
         self.sandbox = sandbox
 
     async def create(self, project: str, request: CreateThreadRequest) -> ThreadObject:
@@ -83,12 +94,77 @@ class ThreadService:
         return to_wire(thread)
 
     async def delete(self, project: str, thread_id: str) -> DeletedResponse:
+        async with self.db.read() as conn:
+            if await threads.get_for_project(conn, project, thread_id) is None:
+                raise not_found("thread", thread_id)
+            active = await runs.active_in_thread(conn, thread_id)
+        if active is not None:
+            await self._cancel(active)
         async with self.db.write() as conn:
+            # No run or message can start on the thread from here on.
+            if not await threads.lock_for_delete(conn, project, thread_id):
+                raise not_found("thread", thread_id)
+            # A run its worker did not end in time, or one started meanwhile.
+            leftover = await _cancel_active_run(conn, thread_id)
             # Children first: correct even where the database does not enforce cascades.
             await messages.delete_for_thread(conn, project, thread_id)
-            if not await threads.delete(conn, project, thread_id):
-                raise not_found("thread", thread_id)
+            await threads.delete(conn, project, thread_id)
+        for changes in leftover:
+            await self.emit.changes(changes)
+        if leftover:
+            await self.bus.publish(control_channel(leftover[0].run.id), CancelRequest())
         if self.sandbox is not None:
             # Its kernel and its /mnt/data go with it (files handed out as File objects stay).
             await self.sandbox.remove(thread_id)
         return DeletedResponse(id=thread_id, object="thread.deleted")
+
+    async def _cancel(self, run_id: str) -> None:
+        """Cancel the run as ``POST .../cancel`` does; one that a worker executes is ended
+        by that worker (its streams get the text written so far), which this awaits."""
+        async with self.bus.subscribe(run_channel(run_id)) as events:
+            async with self.db.write() as conn:
+                # Queued or waiting: nothing executes it; it ends with the thread.
+                waiting = await transition(
+                    conn, run_id, "cancelling", only_from=("queued", "requires_action")
+                )
+                executing = None
+                if waiting is None:
+                    executing = await transition(
+                        conn, run_id, "cancelling", only_from=("in_progress",)
+                    )
+                if waiting is None and executing is None:
+                    run = await runs.get(conn, run_id)
+                    if run is None or run.status != "cancelling":
+                        return  # it ended meanwhile
+            for changes in (waiting, executing):
+                if changes is not None:
+                    await self.emit.changes(changes)
+            if waiting is None:
+                # In progress, or cancelling already: its worker ends it.
+                await self.bus.publish(control_channel(run_id), CancelRequest())
+                await _until_ended(events, STOP_WAIT_SECONDS)
+
+
+async def _until_ended(events: Subscription, seconds: float) -> None:
+    """Wait for the run's last event, at most ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        event = await events.get(left)
+        if event is None or ends_run_stream(event):
+            return
+
+
+async def _cancel_active_run(conn: Connection, thread_id: str) -> list[Changes]:
+    """Move the thread's active run to ``cancelling`` and ``cancelled`` (closing its open
+    step and message) in the caller's transaction; the changes to publish once committed."""
+    run_id = await runs.active_in_thread(conn, thread_id)
+    if run_id is None:
+        return []
+    steps = [
+        await transition(
+            conn, run_id, "cancelling", only_from=("queued", "in_progress", "requires_action")
+        ),
+        await transition(conn, run_id, "cancelled"),
+    ]
+    return [changes for changes in steps if changes is not None]

@@ -71,11 +71,15 @@ async def active_in_thread(conn: Connection, thread_id: str) -> str | None:
     return str(found) if found is not None else None
 
 
-async def overdue_for_outputs(conn: Connection, now: int) -> list[str]:
-    """Ids of runs that waited in ``requires_action`` until their ``expires_at``."""
+async def overdue(conn: Connection, now: int) -> list[str]:
+    """Ids of runs still queued, executing or waiting for tool outputs at their
+    ``expires_at``."""
     runs = tables.runs
     result = await conn.execute(
-        sa.select(runs.c.id).where(runs.c.status == "requires_action", runs.c.expires_at <= now)
+        sa.select(runs.c.id).where(
+            runs.c.status.in_(("queued", "in_progress", "requires_action")),
+            runs.c.expires_at <= now,
+        )
     )
     return [str(r[0]) for r in result]
 

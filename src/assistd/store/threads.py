@@ -63,6 +63,21 @@ async def lock(conn: Connection, project: str, thread_id: str) -> bool:
     return result.first() is not None
 
 
+async def lock_for_delete(conn: Connection, project: str, thread_id: str) -> bool:
+    """Lock the thread row against new runs and messages (their creation takes ``lock``)
+    without blocking writes of rows that reference it (a worker still writing the run's
+    message); False when ``project`` has no such thread."""
+    threads = tables.threads
+    result = await conn.execute(
+        sa.select(threads.c.id)
+        .where(threads.c.id == thread_id, threads.c.project == project)
+        # FOR NO KEY UPDATE on PostgreSQL: conflicts with ``lock``'s FOR UPDATE, not with the
+        # key-share locks that inserting a message or step takes.
+        .with_for_update(key_share=True)
+    )
+    return result.first() is not None
+
+
 # --- used by the executor and tools/
 
 
