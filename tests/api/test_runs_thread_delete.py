@@ -103,9 +103,9 @@ def test_delete_cancels_a_run_waiting_for_tool_outputs(
         assert (answer.id, answer.deleted) == (run.thread_id, True)
         seen: list[Any] = []
         while not seen or seen[-1].event != "thread.run.cancelled":
-            event = server.call(subscription.get(10))
-            assert event is not None, [e.event for e in seen]
-            seen.append(event)
+            received = server.call(subscription.get(10))
+            assert received is not None, [e.event for e in seen]
+            seen.append(received.event)
     finally:
         server.call(stack.aclose())
     assert [e.event for e in seen] == [

@@ -413,9 +413,9 @@ def test_a_stop_request_past_expires_at_expires_the_run_and_keeps_the_partial_te
             work = asyncio.create_task(env.executor.execute(run.id))
             seen: list[StreamEvent] = []
             while not seen or seen[-1].event != "thread.message.delta":
-                event = await subscription.get()
-                assert event is not None
-                seen.append(event)
+                received = await subscription.get()
+                assert received is not None
+                seen.append(received.event)
             await env.bus.publish(control_channel(run.id), CancelRequest())
             await work
             events = seen + drain(subscription)

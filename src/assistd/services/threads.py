@@ -150,8 +150,8 @@ async def _until_ended(events: Subscription, seconds: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
-        event = await events.get(left)
-        if event is None or ends_run_stream(event):
+        received = await events.get(left)
+        if received is None or ends_run_stream(received.event):
             return
 
 
