@@ -32,6 +32,7 @@ compat: $(COMPAT)/.installed services
 services:
 	@scripts/ensure-postgres
 	@scripts/ensure-pgvector
+	@scripts/ensure-redis
 
 # The code interpreter's sandbox: bubblewrap, and its own Python environment (numpy, pandas,
 # matplotlib) made from /usr/bin/python3, the only interpreter the sandbox can see.

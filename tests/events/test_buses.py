@@ -29,7 +29,7 @@ from assistd.protocol.events import (
     run_event,
     step_event,
 )
-from tests.redis_support import REDIS_URL, redis_prefix  # noqa: F401
+from tests.redis_support import REDIS_URL, redis_key_prefix  # noqa: F401
 from tests.store_support import run_object, step_object
 
 Buses = Callable[[], AsyncIterator[tuple[EventBus, EventBus]]]
@@ -67,7 +67,7 @@ def buses(request: pytest.FixtureRequest) -> Buses:
         yield bus, bus
         await bus.aclose()
 
-    prefix = request.getfixturevalue("redis_prefix") if request.param == "redis" else ""
+    prefix = request.getfixturevalue("redis_key_prefix") if request.param == "redis" else ""
 
     @asynccontextmanager
     async def redis() -> AsyncIterator[tuple[EventBus, EventBus]]:
@@ -190,14 +190,14 @@ def test_memory_logs_are_dropped_after_retention_without_subscribers() -> None:
     asyncio.run(scenario())
 
 
-def test_redis_logs_expire_after_retention_and_stay_bounded(redis_prefix: str) -> None:  # noqa: F811
+def test_redis_logs_expire_after_retention_and_stay_bounded(redis_key_prefix: str) -> None:  # noqa: F811
     async def scenario() -> None:
         client = Redis.from_url(REDIS_URL)
-        bus = RedisEventBus(client, prefix=redis_prefix, retention=30, max_events=100)
+        bus = RedisEventBus(client, prefix=redis_key_prefix, retention=30, max_events=100)
         try:
             for _ in range(500):
                 await bus.publish(run_channel("run_long"), _run_event())
-            key = f"{redis_prefix}:events:run:run_long"
+            key = f"{redis_key_prefix}:events:run:run_long"
             assert 0 < await client.ttl(key) <= 30
             # MAXLEN ~ trims whole nodes: bounded near the limit, never the 500 written.
             assert 100 <= await client.xlen(key) < 500
@@ -209,11 +209,11 @@ def test_redis_logs_expire_after_retention_and_stay_bounded(redis_prefix: str) -
 
 
 def test_redis_subscribers_get_what_was_published_while_their_connection_was_down(
-    redis_prefix: str,  # noqa: F811
+    redis_key_prefix: str,  # noqa: F811
 ) -> None:
     async def scenario() -> None:
-        publisher = RedisEventBus(Redis.from_url(REDIS_URL), prefix=redis_prefix)
-        reader = RedisEventBus(Redis.from_url(REDIS_URL), prefix=redis_prefix)
+        publisher = RedisEventBus(Redis.from_url(REDIS_URL), prefix=redis_key_prefix)
+        reader = RedisEventBus(Redis.from_url(REDIS_URL), prefix=redis_key_prefix)
         admin = Redis.from_url(REDIS_URL)
         channel = run_channel("run_cut")
         events = _events()

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from assistd import ids
-from assistd.protocol.runs import RunStatus
 from assistd.queue.base import Abandoned, RunQueue
 from assistd.queue.inprocess import InProcessRunQueue
-from assistd.store import runs, tables
+from assistd.store import runs
 from assistd.store.database import Database
-from assistd.store.records import Run, Thread
-from assistd.store.repository import RecordRepository
-from tests.store_support import migrated_url, run_on, run_record
+from tests.queue_support import lease_of, set_status, stored_run
+from tests.store_support import migrated_url, run_on
 
 LEASE = 30.0
 ME, DEAD, ALIVE = "wrk_me", "wrk_dead", "wrk_alive"
@@ -33,45 +30,6 @@ Scenario = Callable[[Database, InProcessRunQueue], Awaitable[None]]
 def scenario(tmp_path: Path, body: Scenario) -> None:
     with migrated_url("sqlite", tmp_path, "queue.db") as url:
         run_on(url, lambda db: body(db, InProcessRunQueue(db, worker_id=ME, lease_seconds=LEASE)))
-
-
-def new_run(thread_id: str, status: RunStatus = "queued") -> Run:
-    return run_record(thread_id=thread_id, assistant_id="asst_x", status=status, model="m")
-
-
-async def stored_run(
-    db: Database,
-    status: RunStatus = "queued",
-    *,
-    worker_id: str | None = None,
-    lease_until: float | None = None,
-) -> str:
-    """A run on its own thread, as some worker (or none) left it."""
-    thread_id = ids.new_id("thread")
-    key = ids.sort_key_of(thread_id, "thread")
-    assert key is not None
-    thread = Thread(
-        id=thread_id, sort_key=key, project="proj", created_at=0, tool_resources=None, metadata={}
-    )
-    run = new_run(thread_id, status).but(worker_id=worker_id, lease_until=lease_until)
-    async with db.write() as conn:
-        await RecordRepository(tables.threads, "thread", Thread).add(conn, thread)
-        assert await runs.create(conn, run)
-    return run.id
-
-
-async def lease_of(db: Database, run_id: str) -> tuple[str | None, float | None]:
-    async with db.read() as conn:
-        run = await runs.get(conn, run_id)
-    assert run is not None
-    return run.worker_id, run.lease_until
-
-
-async def set_status(db: Database, run_id: str, status: RunStatus) -> None:
-    async with db.write() as conn:
-        await conn.execute(
-            tables.runs.update().where(tables.runs.c.id == run_id).values(status=status)
-        )
 
 
 def fresh(lease_until: float | None) -> bool:
@@ -311,6 +269,27 @@ def test_only_one_queue_takes_over_a_lapsed_run(tmp_path: Path) -> None:
         assert await taken(other) == []
         assert other.held == set()
         assert (await lease_of(db, run_id))[0] == ME
+
+    scenario(tmp_path, body)
+
+
+def test_of_two_queues_recovering_at_once_one_takes_over_a_lapsed_run(tmp_path: Path) -> None:
+    """Both read the run as lapsed; the lease write is a compare-and-set on it."""
+
+    async def body(db: Database, queue: InProcessRunQueue) -> None:
+        other = InProcessRunQueue(db, worker_id=ALIVE, lease_seconds=LEASE)
+        run_id = await stored_run(db, worker_id=DEAD, lease_until=PAST)
+        await asyncio.gather(queue.recover(), other.recover())
+        assert len(await taken(queue) + await taken(other)) == 1
+        assert len(queue.held) + len(other.held) == 1
+        holder = (await lease_of(db, run_id))[0]
+        assert holder in (ME, ALIVE)
+        # A recovery that read the run before that lease was written loses its write.
+        async with db.write() as conn:
+            assert not await runs.take_over_lapsed(
+                conn, run_id, "queued", worker_id=DEAD, until=PAST, now=time.time()
+            )
+        assert (await lease_of(db, run_id))[0] == holder
 
     scenario(tmp_path, body)
 

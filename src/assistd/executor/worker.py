@@ -83,8 +83,18 @@ class Worker:
 
     async def _dispatch(self) -> None:
         while True:
-            run_id = await self.queue.get()
+            # A slot first: a busy worker leaves queued runs to other workers' free slots.
             await self.slots.acquire()
+            try:
+                run_id = await self.queue.get()
+            except asyncio.CancelledError:
+                self.slots.release()
+                raise
+            except Exception:
+                self.slots.release()
+                logger.exception("taking a run from the queue failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
             task = asyncio.create_task(self._execute(run_id), name=f"assistd-run-{run_id}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

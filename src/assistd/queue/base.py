@@ -4,9 +4,10 @@ A queued run is *held* by one queue consumer (a worker process) from the transac
 queued it until the worker acks it, and the hold is a lease: while the run is held the
 implementation keeps the lease fresh; once it lapses (the process died) ``recover`` in any
 process takes the run over. Leases are the implementation's alone: the in-process queue
-keeps them in the runs table, a Redis Streams queue would keep them as a consumer group's
-pending entries (claimed with XAUTOCLAIM after the lease). Services only ``reserve`` and
-``put``; the worker does the rest.
+keeps them in the runs table; the Redis Streams queue keeps them there too, and as a
+consumer group's pending entries (claimed with XAUTOCLAIM after the lease), a run put but
+not yet read being held by the stream for whichever consumer reads it. Services only
+``reserve`` and ``put``; the worker does the rest.
 
 Delivery is at least once: a run id may come out of ``get`` more than once, so workers
 claim a run with a compare-and-set of its status, and every ``get`` is answered by one
@@ -70,7 +71,12 @@ class RunQueue(Protocol):
         again on this queue; the others are returned, for the worker to end."""
         ...
 
+    async def close(self) -> None:
+        """Release connections (at shutdown, after the worker stopped)."""
+        ...
+
     @property
     def held(self) -> Set[str]:
-        """The run ids this consumer holds now (reserved and put, not yet acked)."""
+        """The run ids this consumer holds now, not yet acked: put (in-process), or read
+        from the shared stream (Redis)."""
         ...

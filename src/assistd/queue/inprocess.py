@@ -31,6 +31,9 @@ class InProcessRunQueue:
         # before the worker acked the execution that parked it, and must stay held.
         self._held: Counter[str] = Counter()
 
+    async def close(self) -> None:
+        pass
+
     @property
     def held(self) -> Set[str]:
         return frozenset(self._held)
@@ -69,22 +72,25 @@ class InProcessRunQueue:
             )
 
     async def recover(self, *, ignore_leases: bool = False) -> list[Abandoned]:
+        now = None if ignore_leases else time.time()
         async with self.db.read() as conn:
-            stale = await runs.with_lapsed_lease(conn, now=None if ignore_leases else time.time())
+            stale = await runs.with_lapsed_lease(conn, now=now)
         abandoned: list[Abandoned] = []
         for run in stale:
             if run.id in self._held:
                 continue
             if run.status == "queued":
-                await self._adopt(run.id)
+                await self._adopt(run.id, now)
             else:
                 abandoned.append(Abandoned(run.id, run.status))
         return abandoned
 
-    async def _adopt(self, run_id: str) -> None:
+    async def _adopt(self, run_id: str, now: float | None) -> None:
+        # A compare-and-set on the lapsed lease: of several processes recovering at once,
+        # one takes the run.
         async with self.db.write() as conn:
-            leased = await runs.lease_queued(
-                conn, run_id, worker_id=self.worker_id, until=self._deadline()
+            leased = await runs.take_over_lapsed(
+                conn, run_id, "queued", worker_id=self.worker_id, until=self._deadline(), now=now
             )
         if leased:
             logger.info("resuming queued run %s", run_id)

@@ -15,7 +15,7 @@ from assistd.events.base import EventBus
 from assistd.events.factory import build_bus
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.worker import Worker, new_worker_id
-from assistd.queue.inprocess import InProcessRunQueue
+from assistd.queue.factory import build_queue
 from assistd.retrieval.factory import build_chunk_index
 from assistd.retrieval.index import ChunkIndex
 from assistd.retrieval.ingestion import IngestionConfig, IngestionWorker
@@ -114,7 +114,7 @@ class Services:
             ExecutorConfig(expires_seconds=settings.run_expires_seconds),
             ToolRegistry(tools),
         )
-        queue = InProcessRunQueue(db, worker_id=worker_id, lease_seconds=settings.run_lease_seconds)
+        queue = build_queue(settings, db, worker_id=worker_id)
         worker = Worker(
             db,
             queue,
@@ -199,6 +199,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.worker.stop()
+        await self.worker.queue.close()
         await self.ingestion.stop()
         await self.bus.aclose()
         if self.code_interpreter is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from assistd.protocol.runs import ACTIVE_STATUSES
+from assistd.protocol.runs import ACTIVE_STATUSES, RunStatus
 from assistd.store import tables
 from assistd.store.database import Connection
 from assistd.store.records import Run
@@ -94,6 +94,28 @@ async def lease_queued(conn: Connection, run_id: str, *, worker_id: str, until: 
         sa.update(runs)
         .where(runs.c.id == run_id, runs.c.status == "queued")
         .values(worker_id=worker_id, lease_until=until)
+    )
+    return bool(result.rowcount)
+
+
+async def take_over_lapsed(
+    conn: Connection,
+    run_id: str,
+    status: RunStatus,
+    *,
+    worker_id: str,
+    until: float,
+    now: float | None,
+) -> bool:
+    """Lease the run to ``worker_id`` if it still has ``status`` and its lease is missing or
+    lapsed before ``now`` (``now=None``: whatever its lease): the compare-and-set by which
+    one of several recovering workers, and only one, takes over an abandoned run."""
+    runs = tables.runs
+    conditions: list[sa.ColumnElement[bool]] = [runs.c.id == run_id, runs.c.status == status]
+    if now is not None:
+        conditions.append(sa.or_(runs.c.lease_until.is_(None), runs.c.lease_until < now))
+    result = await conn.execute(
+        sa.update(runs).where(*conditions).values(worker_id=worker_id, lease_until=until)
     )
     return bool(result.rowcount)
 
