@@ -130,7 +130,7 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await services.start_worker()
-    logging.getLogger("assistd").info("worker started; executing runs")
+    print("assistd worker started: executing runs", flush=True)
     try:
         await stopping.wait()
     finally:

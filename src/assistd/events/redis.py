@@ -33,6 +33,8 @@ from assistd.protocol.event_codec import decode, encode_data
 logger = logging.getLogger("assistd.events")
 
 MAX_EVENTS = 10_000
+# How long a subscription waits for Redis's confirmation before asking again.
+CONFIRM_SECONDS = 5.0
 _ID = re.compile(r"^\d+(-\d+)?$")
 _CONTROL = {CancelRequest.event: CancelRequest}
 _PUBLISH = """
@@ -111,6 +113,7 @@ class RedisEventBus:
         # Set when a channel is subscribed: the listener sleeps on it while none is.
         self._wake = asyncio.Event()
         self._catching_up: set[asyncio.Task[None]] = set()
+        self._commands = asyncio.Lock()
 
     def _key(self, channel: str) -> str:
         return f"{self.prefix}:events:{channel}"
@@ -156,21 +159,32 @@ class RedisEventBus:
         return deliveries
 
     async def _listen_to(self, key: str) -> None:
-        pubsub = await self._ensure_listener()
         confirmed = self._confirmed.get(key)
         if confirmed is None:
             confirmed = self._confirmed[key] = asyncio.get_running_loop().create_future()
-            await pubsub.subscribe(key)
-            self._wake.set()
-        await asyncio.shield(confirmed)
+            await self._command("subscribe", key)
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_SECONDS)
+                return
+            except TimeoutError:
+                logger.warning("Redis did not confirm the subscription to %s; again", key)
+                await self._command("subscribe", key)
 
     async def _unlisten(self, key: str) -> None:
         confirmed = self._confirmed.pop(key, None)
         if confirmed is not None and not confirmed.done():
             confirmed.cancel()
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError):
-                await self._pubsub.unsubscribe(key)
+        with contextlib.suppress(RedisError, OSError):
+            await self._command("unsubscribe", key)
+
+    async def _command(self, name: str, *keys: str) -> None:
+        """(Un)subscribe, one command at a time: two first subscriptions at once would
+        each open the pub/sub connection, and one of them would be lost."""
+        async with self._commands:
+            pubsub = await self._ensure_listener()
+            await getattr(pubsub, name)(*keys)
+        self._wake.set()
 
     async def _ensure_listener(self) -> PubSub:
         if self._pubsub is None:
@@ -248,7 +262,7 @@ class RedisEventBus:
             await asyncio.sleep(0.5)
             try:
                 if self._subscribers:
-                    await self._pubsub.subscribe(*self._subscribers)
+                    await self._command("subscribe", *self._subscribers)
                 return
             except (RedisError, OSError) as exc:
                 logger.warning("Redis still unreachable (%s)", exc)
