@@ -165,21 +165,20 @@ def test_in_progress_run_expires_and_its_stream_ends(
 def test_queued_run_expires_without_being_executed(
     own_server: Callable[..., LiveServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    live = own_server(tmp_path, run_expires_seconds=1, run_lease_seconds=2, worker_concurrency=1)
+    live = own_server(tmp_path, run_lease_seconds=2, worker_concurrency=1)
     key = live.new_key("proj_expire_queued")
-    model = new_model()
-    worker = live.services.worker
-
-    async def take_slot() -> None:
-        await worker.slots.acquire()
-
-    async def give_slot() -> None:
-        worker.slots.release()
-
-    # The one execution slot is taken (as by a long run), so the run stays queued.
-    live.call(take_slot())
+    busy_model, queued_model = new_model(), new_model()
+    live.scripted.queue(ENDLESS, model=busy_model)
     with client_for(live, key) as client:
-        assistant = client.beta.assistants.create(model=model)
+        # The one execution slot is taken by a run that does not expire within the test...
+        busy_assistant = client.beta.assistants.create(model=busy_model)
+        busy = client.beta.threads.runs.create(
+            thread_with(client, "Talk forever."), assistant_id=busy_assistant.id
+        )
+        wait_run(client, busy, {"in_progress"})
+        # ...so a run created with a short expiry stays queued until it expires.
+        live.services.runs.settings.expires_seconds = 1
+        assistant = client.beta.assistants.create(model=queued_model)
         thread_id = thread_with(client, "Anyone?")
         handler = Recorder()
         with client.beta.threads.runs.stream(
@@ -192,12 +191,16 @@ def test_queued_run_expires_without_being_executed(
         assert run.status == "expired"
         assert (run.started_at, run.expires_at, run.last_error) == (None, None, None)
         assert client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data == []
+        assert client.beta.threads.runs.retrieve(busy.id, thread_id=busy.thread_id).status == (
+            "in_progress"
+        )
 
-        # Once a slot frees, the worker reaches the run and leaves it as it is.
-        live.call(give_slot())
+        # Once the slot frees, the worker reaches the run and leaves it as it is.
+        client.beta.threads.runs.cancel(busy.id, thread_id=busy.thread_id)
+        assert wait_run(client, busy, TERMINAL).status == "cancelled"
         wait_until(lambda: executing(live, run.id), lambda held: not held)
         assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "expired"
-    assert live.scripted.requests_for(model) == []
+    assert live.scripted.requests_for(queued_model) == []
     assert faults(caplog) == []
 
 
