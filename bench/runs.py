@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -139,6 +140,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the server under cProfile, its stats to FILE"
+    )
     args = parser.parse_args()
     up_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")}
@@ -167,8 +171,9 @@ def main() -> None:
             )
             if args.postgres:
                 env["ASSISTD_DATABASE_URL"] = args.postgres
+            profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
             server = subprocess.Popen(
-                [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env=env
+                [sys.executable, *profile, "-m", "assistd", "serve", "--port", str(port)], env=env
             )
             procs.append(server)
             wait_http(f"http://127.0.0.1:{port}/healthz", server)
@@ -187,8 +192,9 @@ def main() -> None:
             )
         finally:
             for proc in reversed(procs):
-                proc.terminate()
-                proc.wait(timeout=30)
+                # SIGINT: a clean exit, so that cProfile writes its stats.
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=60)
 
 
 if __name__ == "__main__":
