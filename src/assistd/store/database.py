@@ -72,8 +72,19 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        if self.dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        # Not ``engine.begin()``: its exit closes the connection in a task of its own (so a
+        # cancellation cannot cut the close short), two loop turns per read; closing an
+        # inline SQLite connection never yields, so nothing can cut it short here.
+        conn = await self.engine.connect()
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -131,4 +142,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         options = conn.get_execution_options()
         if options.get(WRITER_OPTION, False):
             return  # the group-commit writer began it already
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE, False) else "BEGIN")
+        # Straight to sqlite3 (the inline driver's ``raw``): this runs for every read.
+        driver: Any = conn.connection.dbapi_connection
+        driver.raw.execute("BEGIN IMMEDIATE" if options.get(_IMMEDIATE, False) else "BEGIN")

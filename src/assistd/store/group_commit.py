@@ -81,19 +81,23 @@ class GroupCommitWriter:
         batch, conn = grant.batch, grant.conn
         savepoint: AsyncTransaction | None = None
         try:
-            if not batch.began:
+            if batch.began:
+                savepoint = await conn.begin_nested()
+            else:
+                # The batch's first block needs no savepoint: if it raises, the whole
+                # transaction (only its own writes) goes.
                 await self._begin(conn)
                 batch.began = True
-            savepoint = await conn.begin_nested()
             yield conn
         except BaseException:
             await self._end_turn(batch, usable=await _undo(savepoint))
             raise
-        try:
-            await savepoint.commit()
-        except BaseException:
-            await self._end_turn(batch, usable=await _undo(savepoint))
-            raise
+        if savepoint is not None:
+            try:
+                await savepoint.commit()
+            except BaseException:
+                await self._end_turn(batch, usable=await _undo(savepoint))
+                raise
         await self._end_turn(batch, usable=True)
         # Shielded: one caller giving up must not cancel the others' commit.
         await asyncio.shield(batch.committed)
@@ -196,8 +200,8 @@ class GroupCommitWriter:
 
 
 async def _undo(savepoint: AsyncTransaction | None) -> bool:
-    """Roll a block back to its savepoint; False when that failed (the transaction is
-    in an unknown state and must go)."""
+    """Roll a block back to its savepoint; False when there is none (the batch's first
+    block) or that failed: then the whole transaction must go."""
     if savepoint is None:
         return False
     try:

@@ -93,7 +93,7 @@ async def delete_for_thread(conn: Connection, project: str, thread_id: str) -> N
 
 async def start(conn: Connection, message: Message) -> None:
     """Store a message the run begins writing."""
-    await conn.execute(sa.insert(tables.messages).values(**message.values()))
+    await conn.execute(tables.messages.insert(), message.values())
 
 
 async def save_ending(conn: Connection, message: Message) -> None:

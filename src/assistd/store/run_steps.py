@@ -51,7 +51,7 @@ async def set_details(conn: Connection, step: RunStep, details: JsonObject) -> R
 
 async def start(conn: Connection, step: RunStep) -> None:
     """Store a step the run begins."""
-    await conn.execute(sa.insert(tables.run_steps).values(**step.values()))
+    await conn.execute(tables.run_steps.insert(), step.values())
 
 
 async def save_ending(conn: Connection, step: RunStep) -> None:
