@@ -148,6 +148,10 @@ class GroupCommitWriter:
         if failure is not None:
             with suppress(Exception):
                 await self._conn.rollback()
+            # A COMMIT that failed (a deferred constraint) leaves SQLite's transaction open
+            # though SQLAlchemy counts it as over.
+            if self._raw.in_transaction:
+                self._raw.execute("ROLLBACK")
             batch.committed.set_exception(failure)
             # Marks it retrieved: callers whose blocks raised never await it.
             batch.committed.exception()
