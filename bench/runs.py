@@ -126,6 +126,10 @@ async def bench(
         created = await http.post(f"{base}/assistants", json={"model": "bench-model"})
         created.raise_for_status()
         assistant = created.json()["id"]
+        # Warm-up, not measured: first-use costs (imports, tokenizers, connections).
+        for _ in range(5):
+            await stream_direct(http, upstream)
+            await stream_run(http, base, assistant)
         print(
             f"{'':<26}{'first token p50/p95 ms':>26}{'[DONE] p50/p95 ms':>24}{'per second':>12}"
             f"{'CPU ms/run':>12}"

@@ -110,6 +110,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.queue.renew()
+                await self.executor.save_streamed()
                 await self.sweep()
             except Exception:
                 logger.exception("run maintenance failed; retrying")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,6 +113,26 @@ async def save_ending(conn: Connection, message: Message) -> None:
 
 async def save_content(conn: Connection, message_id: str, content: list[JsonObject]) -> None:
     await conn.execute(_saving(("content",)), params({"content": content}, id=message_id))
+
+
+async def save_streamed(conn: Connection, contents: Mapping[str, list[JsonObject]]) -> None:
+    """Keep the content streamed so far of messages still being written (message id →
+    content); one that ended meanwhile keeps its final content."""
+    if contents:
+        await conn.execute(
+            _saving_streamed(),
+            [{"p_id": key, "p_content": content} for key, content in contents.items()],
+        )
+
+
+@functools.cache
+def _saving_streamed() -> sa.Update:
+    messages = tables.messages
+    return (
+        sa.update(messages)
+        .where(messages.c.id == param(messages, "id"), messages.c.status == "in_progress")
+        .values(setting(messages, ("content",)))
+    )
 
 
 @functools.cache
