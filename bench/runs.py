@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -107,14 +108,32 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000
 
 
-async def bench(base: str, upstream: str, runs: int, concurrency: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench(
+    base: str, upstream: str, runs: int, concurrency: int, pids: dict[str, int]
+) -> None:
     headers = {"Authorization": "Bearer bench", "OpenAI-Beta": "assistants=v2"}
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=120) as http:
         created = await http.post(f"{base}/assistants", json={"model": "bench-model"})
         created.raise_for_status()
         assistant = created.json()["id"]
-        print(f"{'':<26}{'first token p50/p95 ms':>26}{'[DONE] p50/p95 ms':>24}{'per second':>12}")
+        # Warm-up, not measured: first-use costs (imports, tokenizers, connections).
+        for _ in range(5):
+            await stream_direct(http, upstream)
+            await stream_run(http, base, assistant)
+        print(
+            f"{'':<26}{'first token p50/p95 ms':>26}{'[DONE] p50/p95 ms':>24}{'per second':>12}"
+            f"{'CPU ms/run':>12}"
+        )
         for label, n, c in (
             ("1 at a time", min(runs, 50), 1),
             (f"{concurrency} at once", runs, concurrency),
@@ -123,12 +142,17 @@ async def bench(base: str, upstream: str, runs: int, concurrency: int) -> None:
                 ("direct upstream", lambda: stream_direct(http, upstream)),
                 ("assistd run", lambda: stream_run(http, base, assistant)),
             ):
+                # CPU of the process serving the stream: the upstream's for a direct one,
+                # assistd's (the upstream's comes on top) for a run.
+                pid = pids["upstream" if name.startswith("direct") else "assistd"]
+                cpu = cpu_seconds(pid)
                 firsts, dones, elapsed = await measure(n, c, one)
+                cpu = cpu_seconds(pid) - cpu
                 print(
                     f"{name + ', ' + label:<26}"
                     f"{pct(firsts, 50):>13.1f} / {pct(firsts, 95):<10.1f}"
                     f"{pct(dones, 50):>11.1f} / {pct(dones, 95):<10.1f}"
-                    f"{n / elapsed:>10.1f}"
+                    f"{n / elapsed:>10.1f}{cpu * 1000 / n:>12.1f}"
                 )
 
 
@@ -139,6 +163,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the server under cProfile, its stats to FILE"
+    )
     args = parser.parse_args()
     up_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")}
@@ -167,8 +194,9 @@ def main() -> None:
             )
             if args.postgres:
                 env["ASSISTD_DATABASE_URL"] = args.postgres
+            profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
             server = subprocess.Popen(
-                [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env=env
+                [sys.executable, *profile, "-m", "assistd", "serve", "--port", str(port)], env=env
             )
             procs.append(server)
             wait_http(f"http://127.0.0.1:{port}/healthz", server)
@@ -183,12 +211,14 @@ def main() -> None:
                     f"http://127.0.0.1:{up_port}/v1",
                     args.runs,
                     args.concurrency,
+                    {"upstream": upstream.pid, "assistd": server.pid},
                 )
             )
         finally:
             for proc in reversed(procs):
-                proc.terminate()
-                proc.wait(timeout=30)
+                # SIGINT: a clean exit, so that cProfile writes its stats.
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -495,3 +495,37 @@ def test_builtin_tools_stop_being_offered_after_the_per_run_limit(tmp_path: Path
         assert (await stored(env, run.id)).run.status == "completed"
 
     run_in(tmp_path, scenario)
+
+
+def test_the_text_streamed_so_far_is_saved_while_the_message_is_open(tmp_path: Path) -> None:
+    # What the worker's maintenance loop does at each lease renewal: a crash then loses
+    # only what came after the last save.
+    full = " ".join(f"word{i}" for i in range(40))
+
+    async def scenario(env: Env) -> None:
+        run = await seed(env)
+        env.backend.queue(text_reply(full, delay=0.02))
+        async with env.bus.subscribe(run_channel(run.id)) as subscription:
+            work = asyncio.create_task(env.executor.execute(run.id))
+            seen: list[StreamEvent] = []
+            while len([e for e in seen if e.event == "thread.message.delta"]) < 3:
+                event = await subscription.get()
+                assert event is not None
+                seen.append(event)
+            await env.executor.save_streamed()
+            saved = await stored(env, run.id)
+            await work
+        final = await stored(env, run.id)
+        (message,) = saved.messages
+        assert message.status == "in_progress"
+        (part,) = message.content
+        text = part["text"]["value"]
+        assert text.startswith(delta_texts(seen))
+        assert full.startswith(text)
+        assert len(text) < len(full)
+        # Saving again once the message ended leaves its final content alone.
+        await env.executor.save_streamed()
+        assert (await stored(env, run.id)).messages == final.messages
+        assert final.messages[0].content == [text_part(full)]
+
+    run_in(tmp_path, scenario)

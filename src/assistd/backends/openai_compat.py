@@ -29,6 +29,7 @@ from assistd.upstream import backoff_delay, error_text, http_failure, retry_afte
 logger = logging.getLogger(__name__)
 
 _DRAIN_SECONDS = 1.0
+_POOLS = 16
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -50,8 +51,8 @@ class _RetryableError(Exception):
 class OpenAICompatBackend:
     """Streams ``POST {base_url}/chat/completions`` from one OpenAI-compatible upstream.
 
-    One ``httpx.AsyncClient`` per backend keeps connections pooled across runs; the pool is
-    sized for hundreds of concurrent streams. The API key lives only in the client's
+    The backend's ``httpx.AsyncClient``s keep connections pooled across runs; together
+    they are sized for hundreds of concurrent streams. The API key lives only in the clients'
     headers and is scrubbed from every error message.
     """
 
@@ -89,21 +90,31 @@ class OpenAICompatBackend:
         headers = {"Accept": "text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max(1, max_connections // 4),
-            ),
-        )
+        # Several small pools rather than one big one: httpcore's pool does work quadratic
+        # in its connections on every request and response (1.0.x), which at 200 open
+        # streams cost more CPU than all the rest of a run. A request goes to the pool with
+        # the fewest requests in flight (the first one when idle, reusing its connection).
+        pools = max(1, min(_POOLS, max_connections // 16))
+        self._clients = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+                limits=httpx.Limits(
+                    max_connections=max(1, max_connections // pools),
+                    max_keepalive_connections=max(1, max_connections // pools // 4),
+                ),
+            )
+            for _ in range(pools)
+        ]
+        self._in_flight = [0] * pools
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend(name={self.name!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP client and every pooled connection."""
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Stream one completion, retrying transient failures before the first chunk.
@@ -182,12 +193,17 @@ class OpenAICompatBackend:
         """One HTTP request; raises ``_RetryableError`` for what may succeed next time."""
         url = f"{self.base_url}/chat/completions"
         try:
-            async with self._client.stream("POST", url, json=body) as response:
-                if response.status_code != 200:
-                    await self._raise_for_status(response)
-                async with contextlib.aclosing(self._events(response)) as chunks:
-                    async for chunk in chunks:
-                        yield chunk
+            pool = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+            self._in_flight[pool] += 1
+            try:
+                async with self._clients[pool].stream("POST", url, json=body) as response:
+                    if response.status_code != 200:
+                        await self._raise_for_status(response)
+                    async with contextlib.aclosing(self._events(response)) as chunks:
+                        async for chunk in chunks:
+                            yield chunk
+            finally:
+                self._in_flight[pool] -= 1
         except httpx.TimeoutException as exc:
             # A slow upstream that timed out would likely time out again: only a connect
             # or pool timeout (nothing sent yet) is worth a retry.

@@ -87,6 +87,8 @@ class RunExecutor:
         self.config = config
         self.tools = tools or ToolRegistry({})
         self.emit = Emitter(bus)
+        # The completions streaming now, by run: what ``save_streamed`` keeps.
+        self._streaming: dict[str, tuple[Recorder, Accumulator]] = {}
 
     async def execute(self, run_id: str) -> None:
         """Run ``run_id`` if it is queued; return when it is terminal or requires action."""
@@ -199,16 +201,35 @@ class RunExecutor:
             first = False
             turn = await self.prepare(run)
             recorder = Recorder(self.db, self.emit, run)
+            self._streaming[run.id] = (recorder, turn.accumulator)
             try:
                 outcome = await self._complete(turn, recorder)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await recorder.save_partial(turn.accumulator.partial_content())
                 raise
+            finally:
+                self._streaming.pop(run.id, None)
             following = await self.resolve(run, turn, recorder, outcome)
             await self._advance(run, turn, recorder, following)
             if not isinstance(following, RunAgain):
                 return
+
+    async def save_streamed(self) -> None:
+        """Store the text of every message being streamed, in one write: deltas are not
+        written as they come, so a crash loses only what came since (the message is then
+        marked incomplete by recovery)."""
+        if not self._streaming:
+            return
+        async with self.db.write() as conn:
+            # Read inside the transaction: what is saved is the text as of its commit.
+            contents = {
+                recorder.message.id: content
+                for recorder, accumulator in list(self._streaming.values())
+                if recorder.message is not None
+                and (content := accumulator.partial_content()) is not None
+            }
+            await messages.save_streamed(conn, contents)
 
     async def prepare(self, run: Run) -> Turn:
         """The next completion's request (context, tools, options) and its accumulator."""

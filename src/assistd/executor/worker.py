@@ -122,6 +122,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.queue.renew()
+                await self.executor.save_streamed()
                 await self.relay_missed_cancels()
                 await self.sweep()
             except Exception:

@@ -21,13 +21,21 @@ M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 8 * 1024 * 1024
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` one in its thread pool, a
+# thread hop (and a wake-up of the loop) per request for what is a dictionary lookup.
+
+
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
+async def get_services(request: Request) -> Services:
+    return services_of(request)
+
+
 async def get_project(request: Request) -> str:
-    return await get_services(request).auth.project_for(request.headers.get("authorization"))
+    return await services_of(request).auth.project_for(request.headers.get("authorization"))
 
 
 Svc = Annotated[Services, Depends(get_services)]
@@ -78,7 +86,7 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return dependency
 
 
-def page_query(
+async def page_query(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
@@ -87,7 +95,7 @@ def page_query(
     return PageQuery(limit=limit, order=order, after=after, before=before)
 
 
-def file_page_query(
+async def file_page_query(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,

@@ -16,6 +16,9 @@ from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from assistd.store.group_commit import BUSY_TIMEOUT_S, WRITER_OPTION, GroupCommitWriter
+from assistd.store.sqlite_inline import inline_url
+
 logger = logging.getLogger("assistd.store")
 
 # The connection type services and the executor hold between store calls; they never build
@@ -27,48 +30,73 @@ _IMMEDIATE = "assistd_sqlite_immediate"
 
 
 class Database:
-    """Owns the engine. ``read()`` and ``write()`` give a connection inside a transaction.
+    """Owns the engine. ``read()`` and ``write()`` give a connection inside a transaction;
+    ``write()`` returns once that transaction committed.
 
-    On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on
-    the database lock (with ``busy_timeout``) instead of failing when a read transaction
-    tries to upgrade; reads stay concurrent thanks to WAL. Within one process, writers also
-    queue on an asyncio lock: SQLite's busy handler polls with growing sleeps, which turned
-    contention into second-long tail latencies.
+    On SQLite, statements run on the event loop's thread (``store.sqlite_inline``), and
+    every write of the process goes through one connection that commits the blocks of
+    concurrent callers together (``store.group_commit``); its transactions start with
+    ``BEGIN IMMEDIATE``, so another process's writer makes it wait rather than fail. Reads
+    stay concurrent with writes thanks to WAL. On PostgreSQL each block has its own pooled
+    connection and transaction.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
+        engine_url = make_url(url)
+        self._writer: GroupCommitWriter | None = None
+        self._write_lock: asyncio.Lock | None = None
         if self.dialect == "sqlite":
-            database = make_url(url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            database = engine_url.database
+            on_disk = bool(database) and database != ":memory:"
+            if on_disk:
+                Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+            engine_url = inline_url(engine_url)
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
             # Every use is a begin() block that commits or rolls back itself; the pool's own
-            # rollback on check-in would only add a thread hop to every transaction.
+            # rollback on check-in would only be one more statement per transaction.
             kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.engine: AsyncEngine = create_async_engine(engine_url, **kwargs)
+        self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
-        self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+            if on_disk:
+                self._writer = GroupCommitWriter(self.engine)
+            else:
+                # One shared in-memory connection: no separate writer, writes take turns.
+                self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        if self.dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        # Not ``engine.begin()``: its exit closes the connection in a task of its own (so a
+        # cancellation cannot cut the close short), two loop turns per read; closing an
+        # inline SQLite connection never yields, so nothing can cut it short here.
+        conn = await self.engine.connect()
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
+        if self._writer is not None:
+            async with self._writer.transaction() as conn:
+                yield conn
+        elif self._write_lock is not None:
+            async with self._write_lock, self._write_engine.begin() as conn:
+                yield conn
+        else:
             async with self._write_engine.begin() as conn:
                 yield conn
-            return
-        async with self._write_lock, self._write_engine.begin() as conn:
-            yield conn
 
     async def ping(self) -> None:
         """Round-trip to the database (health checks)."""
@@ -81,6 +109,8 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
 
 
@@ -104,10 +134,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: SyncConnection) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(WRITER_OPTION, False):
+            return  # the group-commit writer began it already
+        # Straight to sqlite3 (the inline driver's ``raw``): this runs for every read.
+        driver: Any = conn.connection.dbapi_connection
+        driver.raw.execute("BEGIN IMMEDIATE" if options.get(_IMMEDIATE, False) else "BEGIN")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,6 +11,7 @@ import sqlalchemy as sa
 from assistd import clock, ids
 from assistd.store import tables
 from assistd.store.database import Connection
+from assistd.store.prepared import param, params, setting
 from assistd.store.records import JsonObject, Message
 from assistd.store.repository import Page, PageQuery, RecordRepository
 
@@ -93,41 +96,69 @@ async def delete_for_thread(conn: Connection, project: str, thread_id: str) -> N
 
 async def start(conn: Connection, message: Message) -> None:
     """Store a message the run begins writing."""
-    await conn.execute(sa.insert(tables.messages).values(**message.values()))
+    await conn.execute(tables.messages.insert(), message.values())
 
 
 async def save_ending(conn: Connection, message: Message) -> None:
     """Store how ``message`` ended: its status, final content and their timestamps."""
-    messages = tables.messages
-    await conn.execute(
-        sa.update(messages)
-        .where(messages.c.id == message.id)
-        .values(
-            status=message.status,
-            content=message.content,
-            completed_at=message.completed_at,
-            incomplete_at=message.incomplete_at,
-            incomplete_details=message.incomplete_details,
-        )
-    )
+    values = {
+        "status": message.status,
+        "content": message.content,
+        "completed_at": message.completed_at,
+        "incomplete_at": message.incomplete_at,
+        "incomplete_details": message.incomplete_details,
+    }
+    await conn.execute(_saving(tuple(values)), params(values, id=message.id))
 
 
 async def save_content(conn: Connection, message_id: str, content: list[JsonObject]) -> None:
+    await conn.execute(_saving(("content",)), params({"content": content}, id=message_id))
+
+
+async def save_streamed(conn: Connection, contents: Mapping[str, list[JsonObject]]) -> None:
+    """Keep the content streamed so far of messages still being written (message id →
+    content); one that ended meanwhile keeps its final content."""
+    if contents:
+        await conn.execute(
+            _saving_streamed(),
+            [{"p_id": key, "p_content": content} for key, content in contents.items()],
+        )
+
+
+@functools.cache
+def _saving_streamed() -> sa.Update:
     messages = tables.messages
-    await conn.execute(
-        sa.update(messages).where(messages.c.id == message_id).values(content=content)
+    return (
+        sa.update(messages)
+        .where(messages.c.id == param(messages, "id"), messages.c.status == "in_progress")
+        .values(setting(messages, ("content",)))
+    )
+
+
+@functools.cache
+def _saving(columns: tuple[str, ...]) -> sa.Update:
+    messages = tables.messages
+    return (
+        sa.update(messages)
+        .where(messages.c.id == param(messages, "id"))
+        .values(setting(messages, columns))
     )
 
 
 async def in_thread(conn: Connection, thread_id: str) -> list[Message]:
     """Every message of the thread, oldest first."""
+    result = await conn.execute(_in_thread(), {"p_thread_id": thread_id})
+    return [Message.from_row(dict(r)) for r in result.mappings()]
+
+
+@functools.cache
+def _in_thread() -> sa.Select[Any]:
     messages = tables.messages
-    result = await conn.execute(
+    return (
         sa.select(messages)
-        .where(messages.c.thread_id == thread_id)
+        .where(messages.c.thread_id == param(messages, "thread_id"))
         .order_by(messages.c.sort_key, messages.c.id)
     )
-    return [Message.from_row(dict(r)) for r in result.mappings()]
 
 
 async def attachments_in_thread(conn: Connection, thread_id: str) -> list[list[JsonObject]]:

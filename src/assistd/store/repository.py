@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.errors import InvalidRequestError
+from assistd.store.prepared import param
 from assistd.store.records import Record
 
 Row = Mapping[str, Any]
@@ -44,13 +45,19 @@ class Repository:
     def __init__(self, table: sa.Table, kind: str) -> None:
         self.table = table
         self.kind = kind
+        # Built once (``store.prepared``): fetching one object is the commonest query.
+        self._by_id = sa.select(table).where(
+            table.c.id == param(table, "id"), table.c.project == param(table, "project")
+        )
 
     def _scope(self, project: str, object_id: str) -> sa.ColumnElement[bool]:
         t = self.table
         return sa.and_(t.c.id == object_id, t.c.project == project)
 
     async def insert(self, conn: AsyncConnection, values: Mapping[str, Any]) -> None:
-        await conn.execute(sa.insert(self.table).values(**values))
+        # Values as parameters of the table's one INSERT (compiled once, then cached), not
+        # baked into a new statement: building one costs more than SQLite's insert itself.
+        await conn.execute(self.table.insert(), dict(values))
 
     async def get(
         self,
@@ -59,8 +66,11 @@ class Repository:
         object_id: str,
         *extra: sa.ColumnElement[bool],
     ) -> Row | None:
-        query = sa.select(self.table).where(self._scope(project, object_id), *extra)
-        result = await conn.execute(query)
+        if extra:
+            query = sa.select(self.table).where(self._scope(project, object_id), *extra)
+            result = await conn.execute(query)
+        else:
+            result = await conn.execute(self._by_id, {"p_id": object_id, "p_project": project})
         row = result.mappings().first()
         return dict(row) if row is not None else None
 

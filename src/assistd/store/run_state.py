@@ -7,6 +7,7 @@ only makes each move atomic: ``UPDATE ... WHERE status IN (...)`` returning the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from assistd.protocol.runs import RunStatus
 from assistd.store import tables
 from assistd.store.database import Connection
+from assistd.store.prepared import param, params, setting
 from assistd.store.records import Message, Run, RunStep
 
 
@@ -52,16 +54,11 @@ async def compare_and_set(
     """Move the run to ``to`` with ``fields`` if its status is one of ``allowed``; None when
     it was not. ``start_at`` stamps ``started_at`` unless the run already has one;
     ``closing`` also ends the run's open steps and messages."""
-    runs = tables.runs
     values: dict[str, Any] = {"status": to, **fields}
+    statement = _moving(tuple(values), start_at is not None)
     if start_at is not None:
-        values["started_at"] = sa.func.coalesce(runs.c.started_at, start_at)
-    result = await conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == run_id, runs.c.status.in_(list(allowed)))
-        .values(**values)
-        .returning(*runs.c)
-    )
+        values["started_at"] = start_at
+    result = await conn.execute(statement, params(values, id=run_id, allowed=list(allowed)))
     row = result.mappings().first()
     if row is None:
         return None
@@ -73,31 +70,60 @@ async def compare_and_set(
     return Changes(run=run, steps=steps, messages=messages)
 
 
-async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[RunStep]:
+@functools.cache
+def _moving(columns: tuple[str, ...], stamps_start: bool) -> sa.Update:
+    runs = tables.runs
+    values: dict[str, Any] = setting(runs, columns)
+    if stamps_start:
+        values["started_at"] = sa.func.coalesce(runs.c.started_at, param(runs, "started_at"))
+    return (
+        sa.update(runs)
+        .where(
+            runs.c.id == param(runs, "id"),
+            runs.c.status.in_(sa.bindparam("p_allowed", expanding=True)),
+        )
+        .values(values)
+        .returning(*runs.c)
+    )
+
+
+@functools.cache
+def _closing_steps(columns: tuple[str, ...]) -> sa.Update:
     steps = tables.run_steps
+    return (
+        sa.update(steps)
+        .where(steps.c.run_id == param(steps, "run_id"), steps.c.status == "in_progress")
+        .values(setting(steps, columns))
+        .returning(*steps.c)
+    )
+
+
+@functools.cache
+def _closing_messages() -> sa.Update:
+    messages = tables.messages
+    columns = ("status", "incomplete_at", "incomplete_details")
+    return (
+        sa.update(messages)
+        .where(messages.c.run_id == param(messages, "run_id"), messages.c.status == "in_progress")
+        .values(setting(messages, columns))
+        .returning(*messages.c)
+    )
+
+
+async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[RunStep]:
     status = closing.step_status
     values: dict[str, Any] = {"status": status, f"{status}_at": closing.now}
     if status == "failed":
         values["last_error"] = run.last_error
-    result = await conn.execute(
-        sa.update(steps)
-        .where(steps.c.run_id == run.id, steps.c.status == "in_progress")
-        .values(**values)
-        .returning(*steps.c)
-    )
+    result = await conn.execute(_closing_steps(tuple(values)), params(values, run_id=run.id))
     return [RunStep.from_row(dict(r)) for r in result.mappings()]
 
 
 async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[Message]:
-    messages = tables.messages
-    result = await conn.execute(
-        sa.update(messages)
-        .where(messages.c.run_id == run.id, messages.c.status == "in_progress")
-        .values(
-            status="incomplete",
-            incomplete_at=closing.now,
-            incomplete_details={"reason": closing.message_reason},
-        )
-        .returning(*messages.c)
-    )
+    values = {
+        "status": "incomplete",
+        "incomplete_at": closing.now,
+        "incomplete_details": {"reason": closing.message_reason},
+    }
+    result = await conn.execute(_closing_messages(), params(values, run_id=run.id))
     return [Message.from_row(dict(r)) for r in result.mappings()]

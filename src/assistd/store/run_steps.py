@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from assistd.store import tables
 from assistd.store.database import Connection
+from assistd.store.prepared import param, params, setting
 from assistd.store.records import JsonObject, RunStep
 from assistd.store.repository import Page, PageQuery, RecordRepository
 from assistd.store.tool_calls import ToolCall, tool_calls_details, tool_calls_of
@@ -51,17 +54,22 @@ async def set_details(conn: Connection, step: RunStep, details: JsonObject) -> R
 
 async def start(conn: Connection, step: RunStep) -> None:
     """Store a step the run begins."""
-    await conn.execute(sa.insert(tables.run_steps).values(**step.values()))
+    await conn.execute(tables.run_steps.insert(), step.values())
+
+
+_ENDING = ("status", "completed_at", "usage")
+
+
+@functools.cache
+def _ending() -> sa.Update:
+    steps = tables.run_steps
+    return sa.update(steps).where(steps.c.id == param(steps, "id")).values(setting(steps, _ENDING))
 
 
 async def save_ending(conn: Connection, step: RunStep) -> None:
     """Store how ``step`` ended: its status, usage and completion time."""
-    steps = tables.run_steps
-    await conn.execute(
-        sa.update(steps)
-        .where(steps.c.id == step.id)
-        .values(status=step.status, completed_at=step.completed_at, usage=step.usage)
-    )
+    values = {"status": step.status, "completed_at": step.completed_at, "usage": step.usage}
+    await conn.execute(_ending(), params(values, id=step.id))
 
 
 async def save_tool_calls(
@@ -84,37 +92,43 @@ async def save_tool_calls(
 
 async def complete_waiting_tool_steps(conn: Connection, run_id: str, now: int) -> list[RunStep]:
     """Complete the run's tool step that waited for outputs (once they were submitted)."""
+    result = await conn.execute(_completing_waiting(), {"p_run_id": run_id, "p_completed_at": now})
+    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+
+
+@functools.cache
+def _completing_waiting() -> sa.Update:
     steps = tables.run_steps
-    result = await conn.execute(
+    return (
         sa.update(steps)
         .where(
-            steps.c.run_id == run_id,
+            steps.c.run_id == param(steps, "run_id"),
             steps.c.type == "tool_calls",
             steps.c.status == "in_progress",
         )
-        .values(status="completed", completed_at=now)
+        .values(status="completed", completed_at=param(steps, "completed_at"))
         .returning(*steps.c)
     )
-    return [RunStep.from_row(dict(r)) for r in result.mappings()]
 
 
 async def of_run(conn: Connection, run_id: str) -> list[RunStep]:
     """The run's steps, in order."""
-    steps = tables.run_steps
-    result = await conn.execute(
-        sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.sort_key, steps.c.id)
-    )
+    result = await conn.execute(_of_run(), {"p_run_id": run_id})
     return [RunStep.from_row(dict(r)) for r in result.mappings()]
+
+
+@functools.cache
+def _of_run(*where: str) -> sa.Select[Any]:
+    steps = tables.run_steps
+    conditions = [steps.c.run_id == param(steps, "run_id")]
+    if "tool_calls" in where:
+        conditions.append(steps.c.type == "tool_calls")
+    return sa.select(steps).where(*conditions).order_by(steps.c.sort_key, steps.c.id)
 
 
 async def builtin_calls_of_run(conn: Connection, run_id: str) -> list[ToolCall]:
     """Every built-in (not function) call of the run's tool steps, in step order."""
-    steps = tables.run_steps
-    result = await conn.execute(
-        sa.select(steps)
-        .where(steps.c.run_id == run_id, steps.c.type == "tool_calls")
-        .order_by(steps.c.sort_key, steps.c.id)
-    )
+    result = await conn.execute(_of_run("tool_calls"), {"p_run_id": run_id})
     return _builtin([RunStep.from_row(dict(r)) for r in result.mappings()])
 
 

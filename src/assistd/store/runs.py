@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from assistd.protocol.runs import ACTIVE_STATUSES, RunStatus
 from assistd.store import tables
 from assistd.store.database import Connection
+from assistd.store.prepared import param, params, setting
 from assistd.store.records import Run
 from assistd.store.repository import Page, PageQuery, RecordRepository
 
@@ -30,10 +32,15 @@ async def create(conn: Connection, run: Run) -> bool:
     return True
 
 
+@functools.cache
+def _by_id() -> sa.Select[Any]:
+    runs = tables.runs
+    return sa.select(runs).where(runs.c.id == param(runs, "id"))
+
+
 async def get(conn: Connection, run_id: str) -> Run | None:
     """The run ``run_id`` in any project (for code that already holds the id)."""
-    runs = tables.runs
-    result = await conn.execute(sa.select(runs).where(runs.c.id == run_id))
+    result = await conn.execute(_by_id(), {"p_id": run_id})
     row = result.mappings().first()
     return Run.from_row(dict(row)) if row is not None else None
 
@@ -60,14 +67,17 @@ async def lock(conn: Connection, run_id: str) -> None:
     await conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
+@functools.cache
+def _active_in_thread() -> sa.Select[Any]:
+    runs = tables.runs
+    return sa.select(runs.c.id).where(
+        runs.c.thread_id == param(runs, "thread_id"), runs.c.status.in_(ACTIVE_STATUSES)
+    )
+
+
 async def active_in_thread(conn: Connection, thread_id: str) -> str | None:
     """The id of the thread's active run, if it has one."""
-    runs = tables.runs
-    found = await conn.scalar(
-        sa.select(runs.c.id).where(
-            runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_STATUSES)
-        )
-    )
+    found = await conn.scalar(_active_in_thread(), {"p_thread_id": thread_id})
     return str(found) if found is not None else None
 
 
@@ -87,13 +97,20 @@ async def overdue(conn: Connection, now: int) -> list[str]:
 # --- used by the queue implementation (queue/inprocess.py): the worker lease
 
 
+@functools.cache
+def _leasing_queued() -> sa.Update:
+    runs = tables.runs
+    return (
+        sa.update(runs)
+        .where(runs.c.id == param(runs, "id"), runs.c.status == "queued")
+        .values(setting(runs, ("worker_id", "lease_until")))
+    )
+
+
 async def lease_queued(conn: Connection, run_id: str, *, worker_id: str, until: float) -> bool:
     """Lease the run to ``worker_id`` until ``until`` if it is queued; False when not."""
-    runs = tables.runs
     result = await conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == run_id, runs.c.status == "queued")
-        .values(worker_id=worker_id, lease_until=until)
+        _leasing_queued(), params({"worker_id": worker_id, "lease_until": until}, id=run_id)
     )
     return bool(result.rowcount)
 
@@ -152,15 +169,19 @@ async def with_lapsed_lease(conn: Connection, *, now: float | None) -> list[Run]
 
 async def load(conn: Connection, run_id: str) -> Run:
     """The run ``run_id``, which must exist (the executor holds it)."""
-    runs = tables.runs
-    result = await conn.execute(sa.select(runs).where(runs.c.id == run_id))
+    result = await conn.execute(_by_id(), {"p_id": run_id})
     return Run.from_row(dict(result.mappings().one()))
+
+
+@functools.cache
+def _setting_usage() -> sa.Update:
+    runs = tables.runs
+    return sa.update(runs).where(runs.c.id == param(runs, "id")).values(setting(runs, ("usage",)))
 
 
 async def set_usage(conn: Connection, run_id: str, usage: dict[str, int]) -> None:
     """The tokens the run's completions used so far."""
-    runs = tables.runs
-    await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(usage=usage))
+    await conn.execute(_setting_usage(), params({"usage": usage}, id=run_id))
 
 
 async def cancelling_among(conn: Connection, run_ids: Sequence[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from assistd import clock, ids
 from assistd.store import tables
 from assistd.store.database import Connection
+from assistd.store.prepared import param
 from assistd.store.records import JsonObject, Thread
 from assistd.store.repository import RecordRepository
 
@@ -54,13 +56,18 @@ async def delete(conn: Connection, project: str, thread_id: str) -> bool:
 async def lock(conn: Connection, project: str, thread_id: str) -> bool:
     """Lock the thread row for this transaction (a no-op lock on SQLite, whose writers
     are serialised anyway); False when ``project`` has no such thread."""
+    result = await conn.execute(_locking(), {"p_id": thread_id, "p_project": project})
+    return result.first() is not None
+
+
+@functools.cache
+def _locking() -> sa.Select[Any]:
     threads = tables.threads
-    result = await conn.execute(
+    return (
         sa.select(threads.c.id)
-        .where(threads.c.id == thread_id, threads.c.project == project)
+        .where(threads.c.id == param(threads, "id"), threads.c.project == param(threads, "project"))
         .with_for_update()
     )
-    return result.first() is not None
 
 
 async def lock_for_delete(conn: Connection, project: str, thread_id: str) -> bool:

@@ -26,7 +26,7 @@ from assistd.services.run_streams import RunStream
 router = APIRouter(tags=["runs"])
 
 
-def include_param(request: Request) -> list[str]:
+async def include_param(request: Request) -> list[str]:
     """``include[]`` as the SDK sends it (bracketed), or plain repeated ``include``."""
     query = request.query_params
     return [*query.getlist("include[]"), *query.getlist("include")]
