@@ -12,6 +12,7 @@ and the throughput of streamed runs (completed runs per second). Figures are pri
 load generator shares this machine's cores with both servers.
 
     .venv/bin/python bench/runs.py [--runs 200] [--concurrency 200] [--words 40 --delay-ms 5]
+        [--postgres URL [--workers N] [--redis URL [--executors M]]]
 """
 
 from __future__ import annotations
@@ -108,17 +109,36 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux), 0 where unknown."""
+def _stat(pid: int) -> list[str]:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return []
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU time so far (Linux) of processes ``pids`` and their descendants
+    (``serve --workers N`` runs the API in child processes), 0 where unknown."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            parents[int(entry.name)] = int(fields[1])
+    tree = set(pids)
+    grew = True
+    while grew:
+        found = {p for p, parent in parents.items() if parent in tree} - tree
+        grew = bool(found)
+        tree |= found
+    ticks = 0
+    for pid in tree:
+        fields = _stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def bench(
-    base: str, upstream: str, runs: int, concurrency: int, pids: dict[str, int]
+    base: str, upstream: str, runs: int, concurrency: int, pids: dict[str, list[int]]
 ) -> None:
     headers = {"Authorization": "Bearer bench", "OpenAI-Beta": "assistants=v2"}
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency)
@@ -145,9 +165,9 @@ async def bench(
                 # CPU of the process serving the stream: the upstream's for a direct one,
                 # assistd's (the upstream's comes on top) for a run.
                 pid = pids["upstream" if name.startswith("direct") else "assistd"]
-                cpu = cpu_seconds(pid)
+                cpu = cpu_seconds(*pid)
                 firsts, dones, elapsed = await measure(n, c, one)
-                cpu = cpu_seconds(pid) - cpu
+                cpu = cpu_seconds(*pid) - cpu
                 print(
                     f"{name + ', ' + label:<26}"
                     f"{pct(firsts, 50):>13.1f} / {pct(firsts, 95):<10.1f}"
@@ -163,6 +183,14 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (serve --workers)")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="queue and events on this Redis: API processes with --no-executor, and "
+        "--executors `assistd worker` processes",
+    )
+    parser.add_argument("--executors", type=int, default=2, help="worker processes (--redis)")
     parser.add_argument(
         "--profile", metavar="FILE", help="run the server under cProfile, its stats to FILE"
     )
@@ -194,15 +222,28 @@ def main() -> None:
             )
             if args.postgres:
                 env["ASSISTD_DATABASE_URL"] = args.postgres
+            serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
+            executors: list[subprocess.Popen[bytes]] = []
+            if args.redis:
+                env.update(ASSISTD_REDIS_URL=args.redis, ASSISTD_REDIS_PREFIX=f"bench{port}")
+                serve.append("--no-executor")
+                migrate = [sys.executable, "-m", "assistd", "migrate"]
+                subprocess.run(migrate, env=env, check=True, stdout=subprocess.DEVNULL)
+                for _ in range(args.executors):
+                    executors.append(
+                        subprocess.Popen([sys.executable, "-m", "assistd", "worker"], env=env)
+                    )
+                procs.extend(executors)
             profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-            server = subprocess.Popen(
-                [sys.executable, *profile, "-m", "assistd", "serve", "--port", str(port)], env=env
-            )
+            server = subprocess.Popen([sys.executable, *profile, "-m", "assistd", *serve], env=env)
             procs.append(server)
             wait_http(f"http://127.0.0.1:{port}/healthz", server)
             store = "PostgreSQL" if args.postgres else "SQLite"
+            layout = f"{args.workers} API process(es)"
+            if args.redis:
+                layout += f" + {args.executors} workers, Redis"
             print(
-                f"streamed runs, {store}, upstream answer {args.words} chunks "
+                f"streamed runs, {store}, {layout}, upstream answer {args.words} chunks "
                 f"{args.delay_ms:g} ms apart, {os.cpu_count()} cores"
             )
             asyncio.run(
@@ -211,7 +252,10 @@ def main() -> None:
                     f"http://127.0.0.1:{up_port}/v1",
                     args.runs,
                     args.concurrency,
-                    {"upstream": upstream.pid, "assistd": server.pid},
+                    {
+                        "upstream": [upstream.pid],
+                        "assistd": [server.pid, *(p.pid for p in executors)],
+                    },
                 )
             )
         finally:

@@ -26,6 +26,8 @@ logger = logging.getLogger("assistd.store")
 Connection: TypeAlias = AsyncConnection
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant, the same in every process of a deployment ("assistd" in ASCII).
+_MIGRATION_LOCK = 0x61737369737464
 _IMMEDIATE = "assistd_sqlite_immediate"
 
 
@@ -106,6 +108,10 @@ class Database:
     async def migrate(self) -> None:
         """Apply every Alembic migration up to head."""
         async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Several processes start at once (serve --workers, workers): one migrates,
+                # the others wait for its transaction and then find the schema at head.
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:

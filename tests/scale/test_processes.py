@@ -1,0 +1,141 @@
+"""Several real processes on one PostgreSQL: `serve --workers N` (uvicorn's processes,
+which migrate at once on an empty database), and a cancel that reaches the process
+executing the run, with Redis (through the bus) and without (through the lease renewal)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import _postgres_database
+from tests.fake_upstream import FakeReply, FakeUpstream, text_reply
+from tests.redis_support import REDIS_URL, drop_keys, require_redis
+from tests.scale.cluster import KEY, Process, assistd, base_env, free_port
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    gen = _postgres_database()
+    url = next(gen)
+    try:
+        yield url
+    finally:
+        gen.close()
+
+
+def slow_or_quick(body: Any) -> FakeReply:
+    last = body["messages"][-1]
+    if "slow" in str(last.get("content")):
+        return text_reply(" ".join(f"w{i}" for i in range(400)), delay=0.05)
+    return text_reply("Quick answer.")
+
+
+@pytest.fixture
+def started() -> Iterator[list[Process]]:
+    procs: list[Process] = []
+    try:
+        yield procs
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def _sdk(port: int | None) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=KEY,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+
+
+def test_serve_workers_runs_several_api_processes_on_one_database(
+    tmp_path: Path, postgres_url: str, started: list[Process]
+) -> None:
+    with FakeUpstream(responder=slow_or_quick) as upstream:
+        env = base_env(
+            tmp_path / "data",
+            ASSISTD_DATABASE_URL=postgres_url,
+            ASSISTD_UPSTREAM_BASE_URL=upstream.base_url,
+        )
+        # An empty database: both processes migrate at start-up, one after the other.
+        api = assistd("api", ["serve", "--workers", "2"], env, tmp_path)
+        started.append(api.start())
+        api.wait_ready()
+        with _sdk(api.port) as client:
+            assistant = client.beta.assistants.create(model="gpt-4o")
+            runs = [
+                client.beta.threads.create_and_run_poll(
+                    assistant_id=assistant.id,
+                    thread={"messages": [{"role": "user", "content": f"quick {i}"}]},
+                    poll_interval_ms=50,
+                )
+                for i in range(12)
+            ]
+        assert [r.status for r in runs] == ["completed"] * 12
+        assert "Traceback" not in api.output()
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["lease-renewal", "redis"])
+def test_a_cancel_sent_to_another_process_stops_the_run(
+    tmp_path: Path, postgres_url: str, started: list[Process], with_redis: bool
+) -> None:
+    prefix = "assistd-cancel-" + str(free_port())
+    extra = {"ASSISTD_REDIS_URL": REDIS_URL, "ASSISTD_REDIS_PREFIX": prefix} if with_redis else {}
+    if with_redis:
+        require_redis()
+    try:
+        with FakeUpstream(responder=slow_or_quick) as upstream:
+            env = base_env(
+                tmp_path / "data",
+                ASSISTD_DATABASE_URL=postgres_url,
+                ASSISTD_UPSTREAM_BASE_URL=upstream.base_url,
+                **extra,
+            )
+            migrate = assistd("migrate", ["migrate"], env, tmp_path).start()
+            assert migrate.proc is not None
+            assert migrate.proc.wait(timeout=120) == 0
+            apis = [assistd(f"api{i}", ["serve"], env, tmp_path) for i in range(2)]
+            for proc in apis:
+                started.append(proc.start())
+            for proc in apis:
+                proc.wait_ready()
+            with _sdk(apis[0].port) as first, _sdk(apis[1].port) as second:
+                assistant = first.beta.assistants.create(model="gpt-4o")
+                run = first.beta.threads.create_and_run(
+                    assistant_id=assistant.id,
+                    thread={"messages": [{"role": "user", "content": "slow"}]},
+                )
+                deadline = time.monotonic() + 30
+                # Cancel once the answer streams (its message exists, in progress).
+                while not any(
+                    m.role == "assistant"
+                    for m in second.beta.threads.messages.list(run.thread_id).data
+                ):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                cancelling = second.beta.threads.runs.cancel(run.id, thread_id=run.thread_id)
+                assert cancelling.status == "cancelling"
+                # The run's 400 words take 20 s: it ends cancelled long before, whichever
+                # process executes it.
+                while run.status in ("queued", "in_progress", "cancelling"):
+                    assert time.monotonic() < deadline, "the cancel never reached the worker"
+                    time.sleep(0.05)
+                    run = second.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+                assert run.status == "cancelled"
+                (message,) = [
+                    m
+                    for m in second.beta.threads.messages.list(run.thread_id).data
+                    if m.role == "assistant"
+                ]
+                assert message.status == "incomplete"
+                assert message.incomplete_details is not None
+                assert message.incomplete_details.reason == "run_cancelled"
+    finally:
+        if with_redis:
+            drop_keys(prefix)
