@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -74,7 +74,7 @@ class RedisSubscription:
         if self.held is None:
             self.held = []
 
-    def release_held(self, history: list[Delivery] = ()) -> None:  # type: ignore[assignment]
+    def release_held(self, history: Sequence[Delivery] = ()) -> None:
         """Deliver ``history`` read from the log, then the live events held meanwhile,
         skipping any already delivered."""
         held, self.held = self.held or [], None
