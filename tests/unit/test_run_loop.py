@@ -509,9 +509,9 @@ def test_the_text_streamed_so_far_is_saved_while_the_message_is_open(tmp_path: P
             work = asyncio.create_task(env.executor.execute(run.id))
             seen: list[StreamEvent] = []
             while len([e for e in seen if e.event == "thread.message.delta"]) < 3:
-                event = await subscription.get()
-                assert event is not None
-                seen.append(event)
+                received = await subscription.get()
+                assert received is not None
+                seen.append(received.event)
             await env.executor.save_streamed()
             saved = await stored(env, run.id)
             await work

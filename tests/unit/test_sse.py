@@ -208,9 +208,9 @@ async def _events(*events: StreamEvent, fail: bool = False) -> AsyncIterator[Str
 
 async def _relayed(
     *events: StreamEvent, fail: bool = False
-) -> AsyncIterator[tuple[StreamEvent, str | None]]:
+) -> AsyncIterator[list[tuple[StreamEvent, str | None]]]:
     for n, event in enumerate(events, 1):
-        yield event, str(n)
+        yield [(event, str(n))]
     if fail:
         raise RuntimeError("boom")
 
