@@ -77,17 +77,13 @@ class RunStream:
     async def relay(self, *, with_content: bool = False) -> AsyncIterator[Batch]:
         """The run's events, in batches of those that were ready together; file-search
         result content only ``with_content`` (``include[]`` asked for it)."""
-        async for batch in self._relay():
-            yield [(event_view(event, with_content), event_id) for event, event_id in batch]
-
-    async def _relay(self) -> AsyncIterator[Batch]:
         subscription = self._subscription
         assert subscription is not None, "open() the stream first"
         try:
             if self.attach is not None:
                 caught_up, done = await self._catch_up(subscription)
                 if caught_up:
-                    yield caught_up
+                    yield [(event_view(e, with_content), i) for e, i in caught_up]
                 if done:
                     return
             while True:
@@ -104,11 +100,11 @@ class RunStream:
                     if received is None:
                         yield [(final, None)]
                         return
-                batch: Batch = [(received.event, received.id)]
+                batch: Batch = [(event_view(received.event, with_content), received.id)]
                 ended = ends_run_stream(received.event)
                 # Whatever else is already waiting goes along, without waiting for more.
                 while not ended and (more := await subscription.get(0)) is not None:
-                    batch.append((more.event, more.id))
+                    batch.append((event_view(more.event, with_content), more.id))
                     ended = ends_run_stream(more.event)
                 yield batch
                 if ended:
