@@ -18,6 +18,7 @@ ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 _INDEX: Final = {c: i for i, c in enumerate(ALPHABET)}
 KEY_CHARS: Final = 10
 RANDOM_CHARS: Final = 14
+_RANDOM_SPACE: Final = 62**RANDOM_CHARS
 
 PREFIXES: Final = {
     "assistant": "asst_",
@@ -54,7 +55,8 @@ def next_sort_key() -> int:
 
 def new_id(kind: str) -> str:
     """A fresh id for an object of ``kind`` (a key of ``PREFIXES``)."""
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
+    # One draw of the whole random part: a draw per character costs a urandom call each.
+    random_part = _encode(secrets.randbelow(_RANDOM_SPACE), RANDOM_CHARS)
     return PREFIXES[kind] + _encode(next_sort_key(), KEY_CHARS) + random_part
 
 

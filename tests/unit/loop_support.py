@@ -210,8 +210,8 @@ async def stored(env: Env, run_id: str) -> Stored:
 
 def drain(subscription: MemorySubscription) -> list[StreamEvent]:
     events: list[StreamEvent] = []
-    while not subscription.queue.empty():
-        events.append(subscription.queue.get_nowait().event)
+    while (delivery := subscription.get_nowait()) is not None:
+        events.append(delivery.event)
     return events
 
 

@@ -174,8 +174,8 @@ async def messages_of(db: Database, run_id: str) -> dict[str, Message]:
 def drain(subscription: MemorySubscription) -> list[StreamEvent]:
     """Everything published so far (the memory bus delivers synchronously on publish)."""
     events: list[StreamEvent] = []
-    while not subscription.queue.empty():
-        events.append(subscription.queue.get_nowait().event)
+    while (delivery := subscription.get_nowait()) is not None:
+        events.append(delivery.event)
     return events
 
 

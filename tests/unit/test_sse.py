@@ -10,7 +10,7 @@ from typing import Any, get_args
 import pytest
 
 from assistd.errors import APIError
-from assistd.http.sse import assistant_stream, chat_stream, encode
+from assistd.http.sse import LastChunk, assistant_stream, chat_stream, encode
 from assistd.protocol.chat import ChatCompletionChunk, ChunkChoice, ChunkDelta, CompletionUsage
 from assistd.protocol.events import (
     ChatChunkEvent,
@@ -208,9 +208,9 @@ async def _events(*events: StreamEvent, fail: bool = False) -> AsyncIterator[Str
 
 async def _relayed(
     *events: StreamEvent, fail: bool = False
-) -> AsyncIterator[tuple[StreamEvent, str | None]]:
+) -> AsyncIterator[list[tuple[StreamEvent, str | None]]]:
     for n, event in enumerate(events, 1):
-        yield event, str(n)
+        yield [(event, str(n))]
     if fail:
         raise RuntimeError("boom")
 
@@ -258,3 +258,25 @@ def test_chat_stream_stops_at_an_error_without_done() -> None:
 def test_error_event_carries_the_envelope_as_given() -> None:
     event = ErrorEvent(SERVER_ERROR.to_dict())
     assert json.loads(_frame(encode(event))[1]) == SERVER_ERROR.to_dict()
+
+
+async def _batches(
+    *batches: list[tuple[StreamEvent, str | None]],
+) -> AsyncIterator[list[tuple[StreamEvent, str | None]]]:
+    for batch in batches:
+        yield batch
+
+
+def test_events_ready_together_go_out_as_one_chunk_of_the_same_frames() -> None:
+    step = _step()
+    opened: list[tuple[StreamEvent, str | None]] = [
+        (step_event(step, "created"), "4"),
+        (step_event(step, "in_progress"), "5"),
+        (message_delta("msg_1", {"index": 0, "type": "text", "text": {"value": "Hi"}}), "6"),
+    ]
+    ended: list[tuple[StreamEvent, str | None]] = [(run_event(_run("completed")), "7")]
+    chunks = _collect(assistant_stream(_batches(opened, ended), SERVER_ERROR))
+    assert chunks[0] == b"".join(encode(event, event_id) for event, event_id in opened)
+    # [DONE] goes with the ending event, as the body's last chunk.
+    assert chunks[1:] == [encode(*ended[0]) + encode(Done())]
+    assert isinstance(chunks[-1], LastChunk)

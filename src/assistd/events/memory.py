@@ -16,18 +16,45 @@ MAX_EVENTS = 10_000
 
 
 class MemorySubscription:
+    """Deliveries waiting for one subscriber. ``get`` waits on a bare future rather than
+    ``asyncio.wait_for(queue.get())``, which (Python 3.11) starts a task per event: a
+    run's stream is one get per token."""
+
+    __slots__ = ("_ready", "_waiter")
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._ready: deque[Delivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, delivery: Delivery) -> None:
+        self._ready.append(delivery)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def get_nowait(self) -> Delivery | None:
+        return self._ready.popleft() if self._ready else None
 
     async def get(self, wait: float | None = None) -> Delivery | None:
-        if not self.queue.empty():
-            return self.queue.get_nowait()
+        if self._ready:
+            return self._ready.popleft()
         if wait is not None and wait <= 0:
             return None
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if wait is None else loop.call_later(wait, _expire, waiter)
         try:
-            return await asyncio.wait_for(self.queue.get(), wait)
-        except TimeoutError:
-            return None
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        return self._ready.popleft() if self._ready else None
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Log:
@@ -61,7 +88,7 @@ class MemoryEventBus:
         delivery = Delivery(str(log.last), event)
         log.events.append(delivery)
         for subscription in log.subscribers:
-            subscription.queue.put_nowait(delivery)
+            subscription.put(delivery)
         return delivery.id
 
     @asynccontextmanager
@@ -76,7 +103,7 @@ class MemoryEventBus:
         if first is not None:
             for delivery in log.events:
                 if int(delivery.id) >= first:
-                    subscription.queue.put_nowait(delivery)
+                    subscription.put(delivery)
         log.subscribers.add(subscription)
         try:
             yield subscription

@@ -31,6 +31,18 @@ class Emitter:
     async def step(self, step: RunStep, status: str | None = None) -> None:
         await self.send(step.run_id, step_event(step_to_wire(step), status))
 
+    async def step_opened(self, step: RunStep) -> None:
+        """A new step's ``created`` and ``in_progress`` events, one wire object for both."""
+        wire = step_to_wire(step)
+        await self.send(step.run_id, step_event(wire, "created"))
+        await self.send(step.run_id, step_event(wire, "in_progress"))
+
+    async def message_opened(self, message: Message) -> None:
+        """A new message's ``created`` and ``in_progress`` events, one wire object for both."""
+        wire = message_to_wire(message)
+        await self.send(str(message.run_id), message_event(wire, "created"))
+        await self.send(str(message.run_id), message_event(wire, "in_progress"))
+
     async def message(self, message: Message, status: str | None = None) -> None:
         await self.send(str(message.run_id), message_event(message_to_wire(message), status))
 

@@ -99,18 +99,15 @@ class Recorder:
             await run_steps.start(conn, step)
             await messages.start(conn, message)
         self.message_step, self.message = step, message
-        await self.emit.step(step, "created")
-        await self.emit.step(step, "in_progress")
-        await self.emit.message(message, "created")
-        await self.emit.message(message, "in_progress")
+        await self.emit.step_opened(step)
+        await self.emit.message_opened(message)
 
     async def _open_tool_step(self) -> None:
         step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         async with self.db.write() as conn:
             await run_steps.start(conn, step)
         self.tool_step = step
-        await self.emit.step(step, "created")
-        await self.emit.step(step, "in_progress")
+        await self.emit.step_opened(step)
 
     async def close_message(self, effect: CloseMessage) -> None:
         """Store the message's end in its own transaction, then send its events."""

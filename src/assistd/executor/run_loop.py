@@ -238,34 +238,34 @@ class RunExecutor:
         completion_left = tokens_left(run.max_completion_tokens, run.usage, "completion_tokens")
         if completion_left is not None and completion_left <= 0:
             raise BudgetSpent("max_completion_tokens")
-        try:
-            async with self.db.read() as conn:
+        enabled = self.tools.offered(run)
+        # One read for all the turn needs (a read is a transaction: on PostgreSQL, round
+        # trips of its own).
+        async with self.db.read() as conn:
+            try:
                 context = await build_context(
                     conn, run, prompt_budget=prompt_left, context_window=context_window(route)
                 )
-        except PromptBudgetExceeded:
-            raise BudgetSpent("max_prompt_tokens") from None
-        enabled = self.tools.offered(run)
-        # The run's built-in calls so far, read once: they bound further calls and give
-        # the citation sources and the files the answer may link.
-        async with self.db.read() as conn:
+            except PromptBudgetExceeded:
+                raise BudgetSpent("max_prompt_tokens") from None
+            # The run's built-in calls so far, read once: they bound further calls and give
+            # the citation sources and the files the answer may link.
             made = await run_steps.builtin_calls_of_run(conn, run.id)
+            sources = self.tools.message_sources(made)
+            images = sources.images
+            if images:
+                written = await messages.of_run(conn, run.id)
+                shown = {
+                    str(part["image_file"]["file_id"])
+                    for message in written
+                    for part in message.content or []
+                    if part.get("type") == "image_file"
+                }
+                images = [i for i in images if i not in shown]
         kinds = {item.tool.type for item in enabled.values()}
         prior = [c for c in made if c.type in kinds]
         choice = tool_choice_after(run.tool_choice, prior)
         offered = {} if len(prior) >= MAX_BUILTIN_CALLS else enabled
-        sources = self.tools.message_sources(made)
-        images = sources.images
-        if images:
-            async with self.db.read() as conn:
-                written = await messages.of_run(conn, run.id)
-            shown = {
-                str(part["image_file"]["file_id"])
-                for message in written
-                for part in message.content or []
-                if part.get("type") == "image_file"
-            }
-            images = [i for i in images if i not in shown]
         accumulator = Accumulator(
             run.model,
             builtin={name: item.tool for name, item in offered.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -41,6 +42,12 @@ async def _sweep_expired(services: Services) -> None:
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
+def _telemetry_configured() -> bool:
+    """Whether OpenTelemetry is set up (it is through the environment: ``OTEL_*``, or
+    FastAPI's ``FASTAPI_OTEL_*``)."""
+    return any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in os.environ)
+
+
 def create_app_from_environment() -> FastAPI:
     """The app of one of ``serve --workers N``'s processes (uvicorn imports it)."""
     return create_app(Settings())
@@ -62,7 +69,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 await sweeper
             await services.stop()
 
-    app = FastAPI(title="assistd", version="0.1.0", lifespan=lifespan)
+    # FastAPI's built-in telemetry asks OpenTelemetry for its providers on every request
+    # (reading the environment each time), a few percent of a streamed run's CPU: it is
+    # only switched on where OpenTelemetry is configured.
+    telemetry_on = _telemetry_configured()
+    app = FastAPI(
+        title="assistd",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry={"tracing": telemetry_on, "metrics": telemetry_on, "logs": telemetry_on},
+    )
     app.state.services = services
     install_error_handlers(app)
     # runs first: its literal POST /threads/runs must win over POST /threads/{thread_id}.

@@ -30,6 +30,9 @@ from assistd.store.wire import run_to_wire
 END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
 # Relayed events, each with its id in the run's log (None for what the relay adds itself).
 Relayed = tuple[StreamEvent, str | None]
+# Several at once when more were waiting: the response sends a batch as one body chunk
+# (one write instead of one per token when the server is busy).
+Batch = list[Relayed]
 
 
 class RunStream:
@@ -71,20 +74,16 @@ class RunStream:
     async def close(self) -> None:
         await self._stack.aclose()
 
-    async def relay(self, *, with_content: bool = False) -> AsyncIterator[Relayed]:
-        """The run's events; file-search result content only ``with_content``
-        (``include[]`` asked for it)."""
-        async for event, event_id in self._relay():
-            yield event_view(event, with_content), event_id
-
-    async def _relay(self) -> AsyncIterator[Relayed]:
+    async def relay(self, *, with_content: bool = False) -> AsyncIterator[Batch]:
+        """The run's events, in batches of those that were ready together; file-search
+        result content only ``with_content`` (``include[]`` asked for it)."""
         subscription = self._subscription
         assert subscription is not None, "open() the stream first"
         try:
             if self.attach is not None:
                 caught_up, done = await self._catch_up(subscription)
-                for relayed in caught_up:
-                    yield relayed
+                if caught_up:
+                    yield [(event_view(e, with_content), i) for e, i in caught_up]
                 if done:
                     return
             while True:
@@ -92,17 +91,23 @@ class RunStream:
                 if received is None:
                     final = await self._final_state()
                     if final is None:
-                        yield KeepAlive(), None
+                        yield [(KeepAlive(), None)]
                         continue
                     # The run ended in the store, but its closing events (open message and
                     # step, then the run) are published just after that commit: wait for
                     # them once more, and only if none come say how the run ended.
                     received = await subscription.get(self.idle_seconds)
                     if received is None:
-                        yield final, None
+                        yield [(final, None)]
                         return
-                yield received.event, received.id
-                if ends_run_stream(received.event):
+                batch: Batch = [(event_view(received.event, with_content), received.id)]
+                ended = ends_run_stream(received.event)
+                # Whatever else is already waiting goes along, without waiting for more.
+                while not ended and (more := await subscription.get(0)) is not None:
+                    batch.append((event_view(more.event, with_content), more.id))
+                    ended = ends_run_stream(more.event)
+                yield batch
+                if ended:
                     return
         finally:
             await self.close()

@@ -12,11 +12,11 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from assistd.http.deps import Project, Svc, json_body
-from assistd.http.sse import HEADERS, chat_stream
+from assistd.http.sse import HEADERS, EventStreamResponse, chat_stream
 from assistd.protocol.chat import CreateChatCompletionRequest
 from assistd.services.chat_relay import ChatStream
 
@@ -65,7 +65,7 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-class ChatStreamResponse(StreamingResponse):
+class ChatStreamResponse(EventStreamResponse):
     """SSE of one completion; the model call is closed however the response ends."""
 
     def __init__(self, stream: ChatStream) -> None:
