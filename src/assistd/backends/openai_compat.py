@@ -95,13 +95,16 @@ class OpenAICompatBackend:
         # streams cost more CPU than all the rest of a run. A request goes to the pool with
         # the fewest requests in flight (the first one when idle, reusing its connection).
         pools = max(1, min(_POOLS, max_connections // 16))
+        # Rounded up: together the pools hold at least ``max_connections`` streams (a
+        # request beyond them waits for a whole stream to end).
+        per_pool = -(-max_connections // pools)
         self._clients = [
             httpx.AsyncClient(
                 headers=headers,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
                 limits=httpx.Limits(
-                    max_connections=max(1, max_connections // pools),
-                    max_keepalive_connections=max(1, max_connections // pools // 4),
+                    max_connections=per_pool,
+                    max_keepalive_connections=max(1, per_pool // 4),
                 ),
             )
             for _ in range(pools)
