@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runs import HERE, free_port, wait_http
+from runs import free_port, start_upstream, wait_http
 
 
 def rss_mib(pid: int) -> float:
@@ -102,17 +102,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as data_dir:
         try:
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "upstream.py"),
-                    *("--port", str(up_port), "--words", str(args.words)),
-                    *("--delay-ms", str(args.delay_ms)),
-                ],
-                env=env,
-            )
-            procs.append(upstream)
-            wait_http(f"http://127.0.0.1:{up_port}/", upstream)
+            procs.append(start_upstream(up_port, args.words, args.delay_ms, env))
             env.update(
                 ASSISTD_DATA_DIR=data_dir,
                 ASSISTD_LOG_LEVEL="warning",

@@ -54,6 +54,16 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def start_upstream(
+    port: int, words: int, delay_ms: float, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """bench/upstream.py in its own process, once it answers."""
+    args = ["--port", str(port), "--words", str(words), "--delay-ms", str(delay_ms)]
+    upstream = subprocess.Popen([sys.executable, str(HERE / "upstream.py"), *args], env=env)
+    wait_http(f"http://127.0.0.1:{port}/", upstream)
+    return upstream
+
+
 async def stream_direct(http: httpx.AsyncClient, upstream: str) -> tuple[float, float]:
     body = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     started = time.perf_counter()
@@ -200,21 +210,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as data_dir:
         try:
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "upstream.py"),
-                    "--port",
-                    str(up_port),
-                    "--words",
-                    str(args.words),
-                    "--delay-ms",
-                    str(args.delay_ms),
-                ],
-                env=env,
-            )
+            upstream = start_upstream(up_port, args.words, args.delay_ms, env)
             procs.append(upstream)
-            wait_http(f"http://127.0.0.1:{up_port}/", upstream)
             env.update(
                 ASSISTD_DATA_DIR=data_dir,
                 ASSISTD_LOG_LEVEL="warning",

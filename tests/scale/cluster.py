@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 
 from tests.api.stream_support import Frame, parse_sse
 from tests.fake_upstream import FakeReply, text_reply, tool_reply
@@ -105,6 +106,16 @@ def assistd(name: str, args: list[str], env: dict[str, str], logs: Path) -> Proc
         logs / f"{name}.log",
         port=port,
         ready_line=None if port else "worker started",
+    )
+
+
+def sdk(api: Process, *, max_retries: int = 0) -> openai.OpenAI:
+    """A strict SDK client of an API process."""
+    return openai.OpenAI(
+        base_url=f"http://127.0.0.1:{api.port}/v1",
+        api_key=KEY,
+        max_retries=max_retries,
+        _strict_response_validation=True,
     )
 
 

@@ -12,15 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
-from tests.conftest import _postgres_database
 from tests.fake_upstream import FakeUpstream
 from tests.redis_support import REDIS_URL, drop_keys, require_redis
 from tests.scale.cluster import (
     END,
-    KEY,
     LEASE_SECONDS,
     SCENARIOS,
     WORDS,
@@ -32,6 +29,7 @@ from tests.scale.cluster import (
     free_port,
     full_log,
     redis_server,
+    sdk,
     start_clients,
 )
 
@@ -42,16 +40,6 @@ GRACE = 10 + 5  # the issue's 10 s, plus the longest scenario's own work (~4 s)
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    gen = _postgres_database()
-    url = next(gen)
-    try:
-        yield url
-    finally:
-        gen.close()
-
-
-@pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     from tests.scale.cluster import respond
 
@@ -59,28 +47,8 @@ def upstream() -> Iterator[FakeUpstream]:
         yield fake
 
 
-@pytest.fixture
-def started() -> Iterator[list[Process]]:
-    """Everything a test starts goes here; stopped by PID at the end, whatever happens."""
-    procs: list[Process] = []
-    try:
-        yield procs
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-
-
-def _sdk(api: Process) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"http://127.0.0.1:{api.port}/v1",
-        api_key=KEY,
-        max_retries=2,
-        _strict_response_validation=True,
-    )
-
-
 def _assistant(api: Process) -> str:
-    with _sdk(api) as client:
+    with sdk(api, max_retries=2) as client:
         return client.beta.assistants.create(
             model="gpt-4o",
             tools=[
@@ -124,7 +92,7 @@ def _waiting(client: RunClient) -> bool:
 def _check(clients: list[RunClient], api: Process, *, exactly_once: bool = True) -> None:
     """Every run ended; its messages are in the store once each; each client received
     every event of its run's log exactly once, in order."""
-    with _sdk(api) as client:
+    with sdk(api, max_retries=2) as client:
         for c in clients:
             run = client.beta.threads.runs.retrieve(c.run_id, thread_id=c.thread_id)
             assert run.status in END, (c.scenario, run.status)

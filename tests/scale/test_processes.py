@@ -5,27 +5,14 @@ executing the run, with Redis (through the bus) and without (through the lease r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
-from tests.conftest import _postgres_database
 from tests.fake_upstream import FakeReply, FakeUpstream, text_reply
 from tests.redis_support import REDIS_URL, drop_keys, require_redis
-from tests.scale.cluster import KEY, Process, assistd, base_env, free_port
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    gen = _postgres_database()
-    url = next(gen)
-    try:
-        yield url
-    finally:
-        gen.close()
+from tests.scale.cluster import Process, assistd, base_env, free_port, sdk
 
 
 def slow_or_quick(body: Any) -> FakeReply:
@@ -33,25 +20,6 @@ def slow_or_quick(body: Any) -> FakeReply:
     if "slow" in str(last.get("content")):
         return text_reply(" ".join(f"w{i}" for i in range(400)), delay=0.05)
     return text_reply("Quick answer.")
-
-
-@pytest.fixture
-def started() -> Iterator[list[Process]]:
-    procs: list[Process] = []
-    try:
-        yield procs
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-
-
-def _sdk(port: int | None) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"http://127.0.0.1:{port}/v1",
-        api_key=KEY,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
 
 
 def test_serve_workers_runs_several_api_processes_on_one_database(
@@ -67,7 +35,7 @@ def test_serve_workers_runs_several_api_processes_on_one_database(
         api = assistd("api", ["serve", "--workers", "2"], env, tmp_path)
         started.append(api.start())
         api.wait_ready()
-        with _sdk(api.port) as client:
+        with sdk(api) as client:
             assistant = client.beta.assistants.create(model="gpt-4o")
             runs = [
                 client.beta.threads.create_and_run_poll(
@@ -105,7 +73,7 @@ def test_a_cancel_sent_to_another_process_stops_the_run(
                 started.append(proc.start())
             for proc in apis:
                 proc.wait_ready()
-            with _sdk(apis[0].port) as first, _sdk(apis[1].port) as second:
+            with sdk(apis[0]) as first, sdk(apis[1]) as second:
                 assistant = first.beta.assistants.create(model="gpt-4o")
                 run = first.beta.threads.create_and_run(
                     assistant_id=assistant.id,

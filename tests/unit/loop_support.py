@@ -215,6 +215,16 @@ def drain(subscription: MemorySubscription) -> list[StreamEvent]:
     return events
 
 
+async def until_deltas(subscription: MemorySubscription, count: int) -> list[StreamEvent]:
+    """The events received until the ``count``-th ``thread.message.delta``."""
+    seen: list[StreamEvent] = []
+    while len([e for e in seen if e.event == "thread.message.delta"]) < count:
+        received = await subscription.get(10)
+        assert received is not None, names(seen)
+        seen.append(received.event)
+    return seen
+
+
 async def execute(env: Env, run: Run) -> list[StreamEvent]:
     """``execute`` the run; the events published on its channel meanwhile."""
     async with env.bus.subscribe(run_channel(run.id)) as subscription:

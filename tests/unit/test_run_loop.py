@@ -15,7 +15,6 @@ from assistd.backends.base import Usage
 from assistd.backends.scripted import Reply, ScriptedCall, text_reply, tool_reply
 from assistd.events.base import CancelRequest, control_channel, run_channel
 from assistd.executor.state import transition
-from assistd.protocol.events import StreamEvent
 from assistd.store import run_steps
 from assistd.store.records import Run
 from assistd.store.tool_calls import ToolCall, tool_calls_of
@@ -33,6 +32,7 @@ from tests.unit.loop_support import (
     seed,
     stored,
     text_part,
+    until_deltas,
     usage,
 )
 
@@ -370,11 +370,7 @@ def test_a_cancel_request_during_a_slow_stream_cancels_and_keeps_the_partial_tex
         env.backend.queue(text_reply(full, delay=0.05))
         async with env.bus.subscribe(run_channel(run.id)) as subscription:
             work = asyncio.create_task(env.executor.execute(run.id))
-            seen: list[StreamEvent] = []
-            while not seen or seen[-1].event != "thread.message.delta":
-                received = await subscription.get()
-                assert received is not None
-                seen.append(received.event)
+            seen = await until_deltas(subscription, 1)
             await env.bus.publish(control_channel(run.id), CancelRequest())
             await work
             events = seen + drain(subscription)
@@ -411,11 +407,7 @@ def test_a_stop_request_past_expires_at_expires_the_run_and_keeps_the_partial_te
         env.backend.queue(text_reply(full, delay=0.05))
         async with env.bus.subscribe(run_channel(run.id)) as subscription:
             work = asyncio.create_task(env.executor.execute(run.id))
-            seen: list[StreamEvent] = []
-            while not seen or seen[-1].event != "thread.message.delta":
-                received = await subscription.get()
-                assert received is not None
-                seen.append(received.event)
+            seen = await until_deltas(subscription, 1)
             await env.bus.publish(control_channel(run.id), CancelRequest())
             await work
             events = seen + drain(subscription)
@@ -507,11 +499,7 @@ def test_the_text_streamed_so_far_is_saved_while_the_message_is_open(tmp_path: P
         env.backend.queue(text_reply(full, delay=0.02))
         async with env.bus.subscribe(run_channel(run.id)) as subscription:
             work = asyncio.create_task(env.executor.execute(run.id))
-            seen: list[StreamEvent] = []
-            while len([e for e in seen if e.event == "thread.message.delta"]) < 3:
-                received = await subscription.get(10)
-                assert received is not None
-                seen.append(received.event)
+            seen = await until_deltas(subscription, 3)
             await env.executor.save_streamed()
             saved = await stored(env, run.id)
             await work
