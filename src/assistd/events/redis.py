@@ -28,6 +28,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from assistd.events.base import CancelRequest, Delivery, Event, InvalidEventId
+from assistd.events.memory import MemorySubscription
 from assistd.protocol.event_codec import decode, encode_data
 
 logger = logging.getLogger("assistd.events")
@@ -54,9 +55,14 @@ def _decode(event_id: str, name: str, data: str) -> Delivery:
     return Delivery(event_id, decode(name, data, _CONTROL))
 
 
-class RedisSubscription:
+class RedisSubscription(MemorySubscription):
+    """The in-memory subscription's waiting, plus what ordering the log and the live
+    events needs: the last id delivered, and live events held while history is read."""
+
+    __slots__ = ("held", "last")
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        super().__init__()
         self.last: tuple[int, int] = (0, 0)
         # Live events held back while the history is read.
         self.held: list[Delivery] | None = []
@@ -68,7 +74,7 @@ class RedisSubscription:
         order = _order(delivery.id)
         if order > self.last:
             self.last = order
-            self.queue.put_nowait(delivery)
+            self.put(delivery)
 
     def hold(self) -> None:
         if self.held is None:
@@ -80,16 +86,6 @@ class RedisSubscription:
         held, self.held = self.held or [], None
         for delivery in [*history, *held]:
             self.deliver(delivery)
-
-    async def get(self, wait: float | None = None) -> Delivery | None:
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        if wait is not None and wait <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(self.queue.get(), wait)
-        except TimeoutError:
-            return None
 
 
 class RedisEventBus:
