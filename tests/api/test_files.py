@@ -286,8 +286,8 @@ def test_expired_file_disappears(
     expiring = response.json()
     keeper = upload(client, b"keep")
 
-    real_now = clock.now
-    monkeypatch.setattr(clock, "now", lambda: real_now() + 3599)
+    # Anchored on created_at: the wall clock may have ticked a second since the upload.
+    monkeypatch.setattr(clock, "now", lambda: expiring["created_at"] + 3599)
     assert client.files.retrieve(expiring["id"]).id == expiring["id"]
 
     monkeypatch.setattr(clock, "now", lambda: expiring["expires_at"])
