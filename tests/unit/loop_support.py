@@ -28,7 +28,7 @@ from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import JsonObject, Message, Run, RunStep
 from assistd.store.tool_calls import ModelView, ToolCall
-from assistd.tools.base import Tool, ToolRegistry
+from assistd.tools.base import Tool, ToolRegistry, ToolScope
 from assistd.tools.citations import MessageSources
 from tests.store_support import new_assistant, new_thread, run_record
 
@@ -59,7 +59,7 @@ class Lookup(Tool):
     type: ClassVar[str] = "lookup"
 
     def __init__(
-        self, on_execute: Callable[[Run], Coroutine[Any, Any, None]] | None = None
+        self, on_execute: Callable[[ToolScope], Coroutine[Any, Any, None]] | None = None
     ) -> None:
         self.executed: list[tuple[str, int, int | None]] = []
         self.on_execute = on_execute
@@ -73,7 +73,7 @@ class Lookup(Tool):
 
     async def execute(
         self,
-        run: Run,
+        scope: ToolScope,
         entry: JsonObject,
         call_id: str,
         arguments: str,
@@ -82,7 +82,7 @@ class Lookup(Tool):
     ) -> ToolCall:
         self.executed.append((arguments, ordinal, budget))
         if self.on_execute is not None:
-            await self.on_execute(run)
+            await self.on_execute(scope)
         word = json.loads(arguments)["word"]
         output = f"【{ordinal}:0†{word}.txt】 {word} is a greeting."
         section = {"results": [{"file_id": f"file-{word}"}]}

@@ -30,6 +30,7 @@ from assistd.store.blobs import LocalBlobStore
 from assistd.store.database import Database
 from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ModelView
+from assistd.tools.base import ToolScope
 from assistd.tools.citations import MessageSources
 from assistd.tools.file_search import FileSearchTool
 from tests.store_support import attached_file, new_assistant, new_thread
@@ -165,7 +166,7 @@ def test_search_finds_the_relevant_chunk_and_renders_markers(
         store, cats, tax = await corpus(search)
         run = await search.new_run(assistant_stores=[store], thread_stores=[])
         arguments = json.dumps({"queries": ["Why do cats purr?"]})
-        call = await search.tool.execute(run, FS, "call_fs", arguments, 2)
+        call = await search.tool.execute(ToolScope.of_run(run), FS, "call_fs", arguments, 2)
         assert (call.id, call.type) == ("call_fs", "file_search")
         assert call.section["ranking_options"] == {
             "ranker": "default_2024_08_21",
@@ -214,7 +215,7 @@ def test_search_options_limit_threshold_and_ranker(tmp_path: Path, embedder: Loc
                 "ranking_options": {"ranker": "auto", "score_threshold": 0.25},
             },
         }
-        call = await search.tool.execute(run, entry, "c", arguments, 0)
+        call = await search.tool.execute(ToolScope.of_run(run), entry, "c", arguments, 0)
         assert call.section["ranking_options"] == {
             "ranker": "default_2024_08_21",  # "auto" is recorded as the ranker it means
             "score_threshold": 0.25,
@@ -224,7 +225,7 @@ def test_search_options_limit_threshold_and_ranker(tmp_path: Path, embedder: Loc
         assert result["score"] >= 0.25
         named = {"ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.99}}
         strict = await search.tool.execute(
-            run, {"type": "file_search", "file_search": named}, "c", arguments, 0
+            ToolScope.of_run(run), {"type": "file_search", "file_search": named}, "c", arguments, 0
         )
         assert strict.section["ranking_options"]["score_threshold"] == 0.99
         assert strict.section["results"] == []
@@ -243,9 +244,21 @@ def test_default_result_count_depends_on_the_model(tmp_path: Path, embedder: Loc
         gpt35 = await search.new_run(
             assistant_stores=[store], thread_stores=[], model="gpt-3.5-turbo"
         )
-        assert len((await search.tool.execute(gpt4, FS, "c", arguments, 0)).section["results"]) == 7
         assert (
-            len((await search.tool.execute(gpt35, FS, "c", arguments, 0)).section["results"]) == 5
+            len(
+                (await search.tool.execute(ToolScope.of_run(gpt4), FS, "c", arguments, 0)).section[
+                    "results"
+                ]
+            )
+            == 7
+        )
+        assert (
+            len(
+                (await search.tool.execute(ToolScope.of_run(gpt35), FS, "c", arguments, 0)).section[
+                    "results"
+                ]
+            )
+            == 5
         )
 
     with_search(tmp_path, embedder, scenario)
@@ -265,7 +278,11 @@ def test_search_covers_the_assistants_and_the_threads_stores(
             thread_stores=[thread_store, assistant_store],
         )
         call = await search.tool.execute(
-            run, FS, "c", json.dumps({"queries": ["XK-4471 rejected", "purring cats"]}), 0
+            ToolScope.of_run(run),
+            FS,
+            "c",
+            json.dumps({"queries": ["XK-4471 rejected", "purring cats"]}),
+            0,
         )
         found = [(r["file_id"], r["content"][0]["text"]) for r in call.section["results"]]
         assert sorted(found) == sorted(
@@ -289,7 +306,9 @@ def test_a_deleted_upload_is_named_by_its_id(tmp_path: Path, embedder: LocalEmbe
         async with search.db.write() as conn:
             assert await files.delete(conn, PROJECT, cats)
         run = await search.new_run(assistant_stores=[store], thread_stores=[])
-        call = await search.tool.execute(run, FS, "c", json.dumps({"query": "cats purr"}), 0)
+        call = await search.tool.execute(
+            ToolScope.of_run(run), FS, "c", json.dumps({"query": "cats purr"}), 0
+        )
         top = call.section["results"][0]
         assert (top["file_id"], top["file_name"]) == (cats, cats)
         assert call.model is not None
@@ -305,7 +324,7 @@ def test_the_token_budget_cuts_rendered_results_not_the_step(
         store, _, _ = await corpus(search)
         run = await search.new_run(assistant_stores=[store], thread_stores=[])
         arguments = json.dumps({"queries": ["cats"]})
-        call = await search.tool.execute(run, FS, "c", arguments, 0, budget=1)
+        call = await search.tool.execute(ToolScope.of_run(run), FS, "c", arguments, 0, budget=1)
         results = call.section["results"]
         assert len(results) == 4
         assert call.model is not None
@@ -326,7 +345,7 @@ def test_no_query_is_told_how_to_call(
     async def scenario(search: Search) -> None:
         store, _, _ = await corpus(search)
         run = await search.new_run(assistant_stores=[store], thread_stores=[])
-        call = await search.tool.execute(run, FS, "c", arguments, 0)
+        call = await search.tool.execute(ToolScope.of_run(run), FS, "c", arguments, 0)
         assert call.section["results"] == []
         assert call.model == ModelView(
             "file_search", arguments, "No query was given: call file_search with a list of queries."
@@ -349,7 +368,7 @@ def test_queries_are_read_leniently(
     async def scenario(search: Search) -> None:
         store, _, _ = await corpus(search)
         run = await search.new_run(assistant_stores=[store], thread_stores=[])
-        call = await search.tool.execute(run, FS, "c", arguments, 0)
+        call = await search.tool.execute(ToolScope.of_run(run), FS, "c", arguments, 0)
         assert call.section["results"][0]["content"][0]["text"] == top
 
     with_search(tmp_path, embedder, scenario)
@@ -359,7 +378,7 @@ def test_no_stores_is_said_to_the_model(tmp_path: Path, embedder: LocalEmbedder)
     async def scenario(search: Search) -> None:
         await corpus(search)  # files exist, but in no store of this assistant or thread
         run = await search.new_run(assistant_stores=[], thread_stores=[])
-        call = await search.tool.execute(run, FS, "c", '{"queries": ["cats"]}', 0)
+        call = await search.tool.execute(ToolScope.of_run(run), FS, "c", '{"queries": ["cats"]}', 0)
         assert call.section["results"] == []
         assert call.model is not None
         assert call.model.output == "No files are attached to this assistant or thread."
@@ -381,7 +400,7 @@ def test_an_embedder_failure_is_said_to_the_model(tmp_path: Path, embedder: Loca
         registry.add("remote", upstream)
         tool = FileSearchTool(search.db, search.index, registry, "remote", wait_seconds=0)
         try:
-            call = await tool.execute(run, FS, "c", '{"queries": ["cats"]}', 0)
+            call = await tool.execute(ToolScope.of_run(run), FS, "c", '{"queries": ["cats"]}', 0)
         finally:
             await upstream.aclose()
         assert call.section["results"] == []

@@ -16,8 +16,8 @@ from assistd.backends.scripted import Reply, ScriptedCall, text_reply, tool_repl
 from assistd.events.base import CancelRequest, control_channel, run_channel
 from assistd.executor.state import transition
 from assistd.store import run_steps
-from assistd.store.records import Run
 from assistd.store.tool_calls import ToolCall, tool_calls_of
+from assistd.tools.base import ToolScope
 from tests.unit.loop_support import (
     EXPIRES,
     LOOKUP_ENTRY,
@@ -242,7 +242,7 @@ def test_builtin_calls_run_and_the_answer_cites_their_results(tmp_path: Path) ->
 
 
 def test_a_failing_builtin_tool_fails_the_run_with_server_error(tmp_path: Path) -> None:
-    async def explode(run: Run) -> None:
+    async def explode(scope: ToolScope) -> None:
         raise RuntimeError("tool crashed")
 
     async def scenario(env: Env) -> None:
@@ -442,8 +442,8 @@ def test_a_cancel_while_a_builtin_tool_runs_stops_before_the_next_completion(
 ) -> None:
     async def scenario(env: Env) -> None:
 
-        async def cancel(run: Run) -> None:
-            # What the cancel endpoint writes while the tool is busy.
+        async def cancel(scope: ToolScope) -> None:
+            # What the cancel endpoint writes while the tool is busy (to the run seeded below).
             async with env.db.write() as conn:
                 assert await transition(conn, run.id, "cancelling")
 

@@ -21,7 +21,7 @@ from assistd.store.blobs import LocalBlobStore
 from assistd.store.database import Database
 from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ModelView, ToolCall
-from assistd.tools.base import Offered, ToolRegistry
+from assistd.tools.base import Offered, ToolRegistry, ToolScope
 from assistd.tools.citations import MessageSources
 from assistd.tools.code_interpreter import CodeInterpreterTool
 from assistd.tools.file_search import FileSearchTool
@@ -80,7 +80,7 @@ def test_offered_maps_function_names_to_the_runs_entries(tools: Tools) -> None:
     fs_entry = {"type": "file_search", "file_search": {"max_num_results": 3}}
     ci_entry = {"type": "code_interpreter"}
     run = run_record([function("lookup"), fs_entry, ci_entry])
-    offered = both(tools).offered(run)
+    offered = both(tools).offered(run.tools)
     assert list(offered) == ["file_search", "python"]
     assert offered["file_search"] == Offered(tools.file_search, fs_entry)
     assert offered["python"] == Offered(tools.code, ci_entry)
@@ -89,7 +89,7 @@ def test_offered_maps_function_names_to_the_runs_entries(tools: Tools) -> None:
 
 
 def test_client_functions_are_never_offered_as_builtins(tools: Tools) -> None:
-    assert both(tools).offered(run_record([function("lookup"), function("other")])) == {}
+    assert both(tools).offered([function("lookup"), function("other")]) == {}
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_a_client_function_of_the_same_name_pushes_the_builtin_aside(
     tools: Tools, functions: list[str], expected: list[str]
 ) -> None:
     run = run_record([FS, CI, *(function(n) for n in functions)])
-    offered = both(tools).offered(run)
+    offered = both(tools).offered(run.tools)
     assert sorted(offered) == sorted(expected)
     by_type = {o.tool.type: name for name, o in offered.items()}
     assert by_type == {"file_search": expected[0], "code_interpreter": expected[1]}
@@ -115,20 +115,20 @@ def test_a_client_function_of_the_same_name_pushes_the_builtin_aside(
 def test_tools_not_configured_here_are_not_offered(tools: Tools) -> None:
     # code_interpreter off in this process: a run listing it still gets file_search.
     only_search = ToolRegistry({"file_search": tools.file_search})
-    offered = only_search.offered(run_record([FS, CI]))
+    offered = only_search.offered([FS, CI])
     assert list(offered) == ["file_search"]
-    assert ToolRegistry({}).offered(run_record([FS, CI])) == {}
+    assert ToolRegistry({}).offered([FS, CI]) == {}
 
 
 def test_tools_the_run_does_not_list_are_not_offered(tools: Tools) -> None:
-    assert list(both(tools).offered(run_record([CI]))) == ["python"]
-    assert both(tools).offered(run_record([])) == {}
+    assert list(both(tools).offered([CI])) == ["python"]
+    assert both(tools).offered([]) == {}
 
 
 def test_a_repeated_entry_keeps_the_last(tools: Tools) -> None:
     first = {"type": "file_search", "file_search": {"max_num_results": 1}}
     second = {"type": "file_search", "file_search": {"max_num_results": 2}}
-    offered = both(tools).offered(run_record([first, second]))
+    offered = both(tools).offered([first, second])
     assert offered == {"file_search": Offered(tools.file_search, second)}
 
 
@@ -332,7 +332,9 @@ def test_an_unavailable_sandbox_answers_in_the_logs(
     tools: Tools, arguments: str, code: str
 ) -> None:
     tools.code.unavailable = "bubblewrap is missing"
-    call = run_async(tools.code.execute(run_record([CI]), CI, "call_9", arguments, 0))
+    call = run_async(
+        tools.code.execute(ToolScope.of_run(run_record([CI])), CI, "call_9", arguments, 0)
+    )
     message = "The code interpreter is not available on this server: bubblewrap is missing"
     assert call == ToolCall(
         "call_9",
@@ -344,7 +346,9 @@ def test_an_unavailable_sandbox_answers_in_the_logs(
 
 @pytest.mark.parametrize("arguments", ['{"code": ""}', '{"code": "  \\n "}', "{}", "   "])
 def test_no_code_is_told_how_to_call(tools: Tools, arguments: str) -> None:
-    call = run_async(tools.code.execute(run_record([CI]), CI, "call_1", arguments, 0))
+    call = run_async(
+        tools.code.execute(ToolScope.of_run(run_record([CI])), CI, "call_1", arguments, 0)
+    )
     message = 'No code was given: call python with {"code": "<Python code>"}.'
     assert call.section["outputs"] == [{"type": "logs", "logs": message}]
     assert call.model is not None
@@ -356,17 +360,21 @@ def test_long_logs_are_cut_for_the_model_only(tools: Tools) -> None:
     reason = "".join(f"{i:05d}" for i in range(2000))  # 10,000 characters
     tools.code.unavailable = reason
     logs = f"The code interpreter is not available on this server: {reason}"
-    call = run_async(tools.code.execute(run_record([CI]), CI, "c", "print(1)", 0))
+    call = run_async(tools.code.execute(ToolScope.of_run(run_record([CI])), CI, "c", "print(1)", 0))
     assert call.section["outputs"] == [{"type": "logs", "logs": logs}]  # the step keeps all
     assert call.model is not None
     # 8,000 characters for the model: the first and last 4,000 around a marker.
     assert call.model.output == logs[:4000] + "\n...[output truncated]...\n" + logs[-4000:]
     # A small context's budget (tokens) cuts to three characters a token.
-    small = run_async(tools.code.execute(run_record([CI]), CI, "c", "print(1)", 0, budget=100))
+    small = run_async(
+        tools.code.execute(ToolScope.of_run(run_record([CI])), CI, "c", "print(1)", 0, budget=100)
+    )
     assert small.model is not None
     assert small.model.output == logs[:150] + "\n...[output truncated]...\n" + logs[-150:]
     # A budget above the cap changes nothing.
-    large = run_async(tools.code.execute(run_record([CI]), CI, "c", "print(1)", 0, budget=10**6))
+    large = run_async(
+        tools.code.execute(ToolScope.of_run(run_record([CI])), CI, "c", "print(1)", 0, budget=10**6)
+    )
     assert large.model == call.model
 
 

@@ -52,7 +52,7 @@ from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import Run
 from assistd.store.tool_calls import ToolCall
-from assistd.tools.base import ToolRegistry
+from assistd.tools.base import ToolRegistry, ToolScope
 from assistd.tools.citations import CitationStream
 
 logger = logging.getLogger("assistd.executor")
@@ -238,7 +238,7 @@ class RunExecutor:
         completion_left = tokens_left(run.max_completion_tokens, run.usage, "completion_tokens")
         if completion_left is not None and completion_left <= 0:
             raise BudgetSpent("max_completion_tokens")
-        enabled = self.tools.offered(run)
+        enabled = self.tools.offered(run.tools)
         # One read for all the turn needs (a read is a transaction: on PostgreSQL, round
         # trips of its own).
         async with self.db.read() as conn:
@@ -371,6 +371,7 @@ class RunExecutor:
     async def _run_builtin(self, run: Run, turn: Turn, calls: list[Call]) -> dict[str, ToolCall]:
         """Execute the built-in calls of a completion; their step entries by call id."""
         budget = output_budget(turn.route)
+        scope = ToolScope.of_run(run)
         done: dict[str, ToolCall] = {}
         ordinals: dict[str, int] = {}
         if calls:
@@ -381,7 +382,7 @@ class RunExecutor:
             kind = item.tool.type
             ordinals.setdefault(kind, 0)
             done[call.id] = await item.tool.execute(
-                run, item.entry, call.id, call.arguments, ordinals[kind], budget
+                scope, item.entry, call.id, call.arguments, ordinals[kind], budget
             )
             ordinals[kind] += 1
         return done

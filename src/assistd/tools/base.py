@@ -5,6 +5,9 @@ runs the tool itself instead of asking the client (no ``requires_action``), reco
 call in the run step in the tool's own wire shape, and feeds the output back to the model
 on the next completion. What the model needs to see again later (its arguments and the
 tool's output) is the call's ``ToolCall.model``, which never reaches the wire.
+
+The same tools serve Chat Completions addressed to an assistant, where there is no run
+and no thread: a tool sees only its ``ToolScope``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,24 @@ from typing import ClassVar
 from assistd.store.records import JsonObject, Run
 from assistd.store.tool_calls import ToolCall
 from assistd.tools.citations import MessageSources
+
+
+@dataclass(frozen=True)
+class ToolScope:
+    """Whose call a tool runs: a run's, or a chat completion's (no thread)."""
+
+    project: str
+    model: str
+    assistant_id: str
+    # The thread whose resources, attachments and earlier calls the tools use; None for a
+    # chat completion, which has only the assistant's.
+    thread_id: str | None
+    # The sandbox kernel the code runs in: the thread's, or one of the completion's own.
+    session: str
+
+    @classmethod
+    def of_run(cls, run: Run) -> ToolScope:
+        return cls(run.project, run.model, run.assistant_id, run.thread_id, run.thread_id)
 
 
 class Tool(ABC):
@@ -37,7 +58,7 @@ class Tool(ABC):
     @abstractmethod
     async def execute(
         self,
-        run: Run,
+        scope: ToolScope,
         entry: JsonObject,
         call_id: str,
         arguments: str,
@@ -46,7 +67,8 @@ class Tool(ABC):
     ) -> ToolCall:
         """Run the call; its step entry, with what the model reads in ``model.output``.
 
-        ``ordinal`` counts this tool's earlier calls in the run (citation markers use it);
+        ``ordinal`` counts this tool's earlier calls in the run or completion (citation
+        markers use it);
         ``budget`` caps the output's tokens for small context windows. Failures the model
         can recover from come back as output text."""
 
@@ -80,11 +102,12 @@ class ToolRegistry:
 
     tools: dict[str, Tool]
 
-    def offered(self, run: Run) -> dict[str, Offered]:
-        """Function name → the built-in tool the run enables under that name."""
-        names = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
+    def offered(self, tools: Sequence[JsonObject]) -> dict[str, Offered]:
+        """Function name → the built-in tool that ``tools`` (a run's or an assistant's
+        entries) enable under that name."""
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
         offered: dict[str, Offered] = {}
-        for entry in run.tools:
+        for entry in tools:
             tool = self.tools.get(entry["type"])
             if tool is None:
                 continue

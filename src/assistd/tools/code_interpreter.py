@@ -11,6 +11,9 @@ first time a call needs them (which ones a thread has is kept with its calls, so
 survives restarts). Images the code displays and files it writes become File objects
 with purpose ``assistants_output``: images are shown in the run's next message, files
 are linked from it as ``sandbox:/mnt/data/<name>`` (``file_path`` annotations).
+
+A chat completion addressed to an assistant has a kernel of its own for the request
+(``ToolScope.session``), given the assistant's files, and discarded when it ends.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from assistd.store import assistants, files, messages, run_steps, threads
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Connection, Database
 from assistd.store.files import read_bytes, store_bytes
-from assistd.store.records import JsonObject, Run
+from assistd.store.records import JsonObject
 from assistd.store.tool_calls import ModelView, ToolCall
-from assistd.tools.base import Tool
+from assistd.tools.base import Tool, ToolScope
 from assistd.tools.citations import MessageSources
 
 logger = logging.getLogger("assistd.executor")
@@ -134,7 +137,7 @@ class CodeInterpreterTool(Tool):
 
     async def execute(
         self,
-        run: Run,
+        scope: ToolScope,
         entry: JsonObject,
         call_id: str,
         arguments: str,
@@ -150,15 +153,17 @@ class CodeInterpreterTool(Tool):
             done.logs = 'No code was given: call python with {"code": "<Python code>"}.'
         else:
             try:
-                staged, new_inputs = await self._stage(run)
+                staged, new_inputs = await self._stage(scope)
                 if new_inputs:
                     listed = ", ".join(f"{MNT_DATA}/{n}" for n in new_inputs)
                     done.notes.append(f"Files available: {listed}")
-                result = await self.sandbox.execute(run.thread_id, code, time_limit=self.time_limit)
+                result = await self.sandbox.execute(
+                    scope.session, code, time_limit=self.time_limit
+                )
             except SandboxError as exc:
                 done.logs = f"The code could not run: {exc.message}"
             else:
-                await self._collect(run, result, set(new_inputs), done)
+                await self._collect(scope, result, set(new_inputs), done)
         if done.logs and not done.outputs:
             done.outputs = [{"type": "logs", "logs": done.logs}]
         output = _model_output(done, budget)
@@ -172,13 +177,13 @@ class CodeInterpreterTool(Tool):
     # -- outputs -----------------------------------------------------------------------
 
     async def _collect(
-        self, run: Run, result: ExecutionResult, inputs: set[str], done: _Run
+        self, scope: ToolScope, result: ExecutionResult, inputs: set[str], done: _Run
     ) -> None:
         done.logs = _logs(result)
         if done.logs:
             done.outputs.append({"type": "logs", "logs": done.logs})
         for png in result.images:
-            file_id = await self._store(run, "image.png", png, "image/png")
+            file_id = await self._store(scope, "image.png", png, "image/png")
             done.outputs.append({"type": "image", "image": {"file_id": file_id}})
             done.notes.append(f"[image {file_id} displayed to the user]")
         written: list[str] = []
@@ -191,11 +196,11 @@ class CodeInterpreterTool(Tool):
                 continue
             try:
                 data = await self.sandbox.read_file(
-                    run.thread_id, change.name, max_bytes=self.max_file_bytes
+                    scope.session, change.name, max_bytes=self.max_file_bytes
                 )
             except (FileNotFoundError, ValueError):
                 continue  # gone again, or not a regular file: nothing to hand over
-            done.files[change.name] = await self._store(run, f"{MNT_DATA}/{change.name}", data)
+            done.files[change.name] = await self._store(scope, f"{MNT_DATA}/{change.name}", data)
             written.append(f"sandbox:{MNT_DATA}/{change.name}")
         if written:
             done.notes.append("Files written (link them as given): " + ", ".join(written))
@@ -205,41 +210,47 @@ class CodeInterpreterTool(Tool):
             )
 
     async def _store(
-        self, run: Run, filename: str, data: bytes, content_type: str | None = None
+        self, scope: ToolScope, filename: str, data: bytes, content_type: str | None = None
     ) -> str:
         return await store_bytes(
             self.db,
             self.blobs,
-            run.project,
+            scope.project,
             filename,
             OUTPUT_PURPOSE,
             data,
             content_type=content_type,
         )
 
+    async def discard(self, session: str) -> None:
+        """Stop a chat completion's kernel and delete its files (the outputs handed over
+        are File objects by now)."""
+        self._staged.pop(session, None)
+        await self.sandbox.remove(session)
+
     # -- inputs ------------------------------------------------------------------------
 
-    async def _stage(self, run: Run) -> tuple[dict[str, str], list[str]]:
-        """Copy the thread's input files not yet in its sandbox; returns every staged file
+    async def _stage(self, scope: ToolScope) -> tuple[dict[str, str], list[str]]:
+        """Copy the scope's input files not yet in its sandbox; returns every staged file
         (file id → name under /mnt/data) and the names copied now."""
-        thread_id = run.thread_id
+        session = scope.session
         async with self.db.read() as conn:
-            wanted = await _input_files(conn, run)
-            staged = await _staged(conn, thread_id)
-            staged |= self._staged.get(thread_id, {})
+            wanted = await _input_files(conn, scope)
+            staged = await _staged(conn, scope.thread_id) if scope.thread_id else {}
+            staged |= self._staged.get(session, {})
             if not wanted:
                 return staged, []
             # A file the code deleted is copied again, under the name it had.
-            present = await asyncio.to_thread(_existing, self.sandbox, thread_id, staged)
+            present = await asyncio.to_thread(_existing, self.sandbox, session, staged)
             todo = [f for f in wanted if f not in present]
-            found = await files.live_among(conn, run.project, todo, clock.now())
+            found = await files.live_among(conn, scope.project, todo, clock.now())
         copied: list[str] = []
         used = set(present.values())
         for file in found:
             name = staged.get(file.id) or _unique(_safe_name(file.filename, file.id), file.id, used)
             try:
                 data = await read_bytes(self.blobs, file.id)
-                await self.sandbox.put_file(thread_id, name, data)
+                await self.sandbox.put_file(session, name, data)
             except (FileNotFoundError, ValueError) as exc:
                 # A blob gone missing must not fail the run: the file is just not there.
                 logger.warning("input file %s not copied to the sandbox: %r", file.id, exc)
@@ -247,8 +258,8 @@ class CodeInterpreterTool(Tool):
             staged[file.id] = name
             used.add(name)
             copied.append(name)
-        self._staged[thread_id] = staged
-        self._staged.move_to_end(thread_id)
+        self._staged[session] = staged
+        self._staged.move_to_end(session)
         while len(self._staged) > _REMEMBERED:
             self._staged.popitem(last=False)
         return staged, copied
@@ -314,16 +325,18 @@ def _existing(sandbox: Sandbox, thread_id: str, staged: dict[str, str]) -> dict[
     return present
 
 
-async def _input_files(conn: Connection, run: Run) -> list[str]:
+async def _input_files(conn: Connection, scope: ToolScope) -> list[str]:
     """The assistant's, then the thread's, then the attached files, each once."""
     ids: list[str] = []
-    for resources in (
-        await assistants.tool_resources_of(conn, run.assistant_id),
-        await threads.tool_resources_of(conn, run.thread_id),
-    ):
+    sources = [await assistants.tool_resources_of(conn, scope.assistant_id)]
+    if scope.thread_id is not None:
+        sources.append(await threads.tool_resources_of(conn, scope.thread_id))
+    for resources in sources:
         section = (resources or {}).get("code_interpreter") or {}
         ids += [str(f) for f in section.get("file_ids") or []]
-    for attachments in await messages.attachments_in_thread(conn, run.thread_id):
+    if scope.thread_id is None:
+        return list(dict.fromkeys(ids))
+    for attachments in await messages.attachments_in_thread(conn, scope.thread_id):
         for attachment in attachments:
             tools = attachment.get("tools") or []
             if any(t.get("type") == "code_interpreter" for t in tools):

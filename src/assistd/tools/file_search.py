@@ -1,4 +1,5 @@
-"""The ``file_search`` tool: hybrid search over the assistant's and the thread's stores.
+"""The ``file_search`` tool: hybrid search over the assistant's and the thread's stores
+(only the assistant's for a chat completion).
 
 The model calls it with one or more queries; the results go back to it with citation
 markers (``【<call>:<result>†<file name>】``) that it copies into its answer, and which
@@ -20,10 +21,10 @@ from assistd.retrieval.index import ChunkIndex, SearchHit, SearchQuery
 from assistd.store import assistants, threads
 from assistd.store import file_search as search_store
 from assistd.store.database import Database
-from assistd.store.records import JsonObject, Run
+from assistd.store.records import JsonObject
 from assistd.store.tool_calls import ModelView, ToolCall
 from assistd.tokenizer import count_tokens
-from assistd.tools.base import Tool
+from assistd.tools.base import Tool, ToolScope
 from assistd.tools.citations import MessageSources
 
 NAME = "file_search"
@@ -82,7 +83,7 @@ class FileSearchTool(Tool):
 
     async def execute(
         self,
-        run: Run,
+        scope: ToolScope,
         entry: JsonObject,
         call_id: str,
         arguments: str,
@@ -97,7 +98,7 @@ class FileSearchTool(Tool):
             else DEFAULT_RANKER,
             "score_threshold": float(ranking.get("score_threshold") or 0.0),
         }
-        limit = int(options.get("max_num_results") or _default_results(run.model))
+        limit = int(options.get("max_num_results") or _default_results(scope.model))
         queries = _queries(arguments)
         hits: list[SearchHit] = []
         names: dict[str, str] = {}
@@ -105,7 +106,7 @@ class FileSearchTool(Tool):
         if not queries:
             note = "No query was given: call file_search with a list of queries."
         else:
-            store_ids = await self._stores(run)
+            store_ids = await self._stores(scope)
             if not store_ids:
                 note = "No files are attached to this assistant or thread."
             else:
@@ -123,7 +124,7 @@ class FileSearchTool(Tool):
             }
             for h in hits
         ]
-        output = note or _render(results, ordinal, run.model, budget or OUTPUT_TOKENS)
+        output = note or _render(results, ordinal, scope.model, budget or OUTPUT_TOKENS)
         return ToolCall(
             call_id,
             "file_search",
@@ -131,11 +132,15 @@ class FileSearchTool(Tool):
             ModelView(NAME, arguments, output),
         )
 
-    async def _stores(self, run: Run) -> list[str]:
+    async def _stores(self, scope: ToolScope) -> list[str]:
         """The assistant's store, then the thread's, after the thread's ingestion settles."""
         async with self.db.read() as conn:
-            assistant = await assistants.tool_resources_of(conn, run.assistant_id)
-            thread = await threads.tool_resources_of(conn, run.thread_id)
+            assistant = await assistants.tool_resources_of(conn, scope.assistant_id)
+            thread = (
+                await threads.tool_resources_of(conn, scope.thread_id)
+                if scope.thread_id is not None
+                else None
+            )
         ids = [*_store_ids(assistant), *_store_ids(thread)]
         await self._wait_for_ingestion(_store_ids(thread))
         return list(dict.fromkeys(ids))
