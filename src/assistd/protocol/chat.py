@@ -171,7 +171,10 @@ ChatResponseFormat = Annotated[
 
 class CreateChatCompletionRequest(RequestModel):
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str = Field(min_length=1)
+    # Optional only with ``assistant`` (the service checks): the assistant's model is used.
+    model: str | None = None
+    # assistd's extension: answer as this assistant (its instructions, tools and settings).
+    assistant: str | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     tools: list[FunctionTool] | None = Field(default=None, max_length=128)
@@ -287,6 +290,8 @@ class ToolCallDeltaOut(_Sparse):
 class ChunkDelta(_Sparse):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    # assistd's extension (answers of an assistant): the annotations over this delta's text.
+    annotations: list[Any] | None = None
     tool_calls: list[ToolCallDeltaOut] | None = None
 
 

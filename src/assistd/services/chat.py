@@ -2,7 +2,8 @@
 
 The model name resolves through the same ``BackendRegistry`` as runs, so the embedded model,
 any upstream and the test backend all serve Chat Completions through one interface,
-``ModelBackend.stream``. A non-streamed completion is the streamed one added up.
+``ModelBackend.stream``. A non-streamed completion is the streamed one added up. With
+``assistant`` the completion answers as that assistant (``assistant_chat``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Collection
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from assistd import clock
-from assistd.backends.base import BackendError, ChatChunk, ChatRequest
+from assistd.backends.base import BackendError, ChatRequest
 from assistd.backends.registry import BackendRegistry, ModelRoute
 from assistd.errors import InvalidRequestError
 from assistd.ids import ALPHABET
@@ -23,15 +25,20 @@ from assistd.protocol.chat import (
     PASSTHROUGH,
     AssistantMessage,
     ChatCompletionObject,
+    ChunkDelta,
     CompletionChoice,
     CompletionMessage,
+    CompletionUsage,
     CreateChatCompletionRequest,
+    FinishReason,
     FunctionCallOut,
     NamedToolChoice,
     ToolCallOut,
     ToolMessage,
 )
-from assistd.services.chat_relay import ChatStream, Relay, backend_error
+from assistd.services.assistant_chat import AssistantChat
+from assistd.services.chat_relay import ChatStream, Relay, backend_error, relayed
+from assistd.store.records import JsonObject
 
 logger = logging.getLogger("assistd.chat")
 
@@ -41,45 +48,124 @@ def new_completion_id() -> str:
     return "chatcmpl-" + "".join(secrets.choice(ALPHABET) for _ in range(29))
 
 
-class ChatService:
-    def __init__(self, registry: BackendRegistry) -> None:
-        self.registry = registry
+class Answer(Protocol):
+    """One completion as it goes: a plain one, or an assistant's (``AssistantAnswer``)."""
 
-    async def create(self, body: CreateChatCompletionRequest) -> ChatCompletionObject | ChatStream:
+    model: str
+
+    def deltas(self) -> AsyncGenerator[ChunkDelta, None]: ...
+
+    def finish(self) -> FinishReason: ...
+
+    def usage(self) -> CompletionUsage: ...
+
+    def message(self) -> CompletionMessage: ...
+
+
+@dataclass
+class PlainAnswer:
+    """A completion of the model named in the request, relayed as it comes."""
+
+    model: str
+    route: ModelRoute
+    request: ChatRequest
+    relay: Relay
+
+    def deltas(self) -> AsyncGenerator[ChunkDelta, None]:
+        return relayed(self.route.backend.stream(self.request), self.relay)
+
+    def finish(self) -> FinishReason:
+        return self.relay.finish()
+
+    def usage(self) -> CompletionUsage:
+        return self.relay.totals(self.request.messages, self.model)
+
+    def message(self) -> CompletionMessage:
+        calls = [
+            ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
+            for c in self.relay.calls
+        ]
+        return CompletionMessage(content=self.relay.content(), tool_calls=calls or None)
+
+
+class ChatService:
+    def __init__(self, registry: BackendRegistry, assistants: AssistantChat) -> None:
+        self.registry = registry
+        self.assistants = assistants
+
+    async def create(
+        self, project: str, body: CreateChatCompletionRequest, *, files_url: str
+    ) -> ChatCompletionObject | ChatStream:
         """Run one completion: the whole object, or a started stream when ``stream`` is set.
 
+        ``files_url`` is the API's ``/files`` URL, for the annotations of an assistant's
+        answer.
+
         Raises:
-            APIError: invalid or unsupported parameters (400), an unknown model (404), or
-                the model call failing before anything was sent (429, 400 or 500).
+            APIError: invalid or unsupported parameters, an unknown assistant (400), an
+                unknown model (404), or the model call failing before anything was sent
+                (429, 400 or 500).
         """
         _check(body)
-        route = self.registry.resolve(body.model)
-        _check_capabilities(body, route)
-        request = backend_request(body, route)
-        relay = Relay(
-            allow_tools=bool(request.tools) and request.tool_choice != "none",
-            single_call=body.parallel_tool_calls is False,
-        )
-        chunks = route.backend.stream(request)
-        completion_id, created = new_completion_id(), clock.now()
+        completion_id = new_completion_id()
+        answer: Answer
+        if body.assistant is not None:
+            assistant = await self.assistants.load(project, body.assistant)
+            route = self.registry.resolve(body.model or assistant.model)
+            # The tool_choice stays even without tools in the request: the assistant has some.
+            base = replace(backend_request(body, route), tool_choice=wire_tool_choice(body))
+            answer = self.assistants.answer(
+                assistant,
+                body,
+                base,
+                route,
+                files_url=files_url,
+                session=completion_id,
+            )
+            _check_tool_choice(body, answer.names())
+            _check_capabilities(answer.model, route, answer.names(), answer.base.response_format)
+        else:
+            if not body.model:
+                raise InvalidRequestError(
+                    "Missing required parameter: 'model' (or 'assistant', an assistd extension).",
+                    param="model",
+                    code="missing_required_parameter",
+                )
+            route = self.registry.resolve(body.model)
+            request = backend_request(body, route)
+            _check_tool_choice(body, {t["function"]["name"] for t in request.tools})
+            _check_capabilities(body.model, route, request.tools, request.response_format)
+            relay = Relay(
+                allow_tools=bool(request.tools) and request.tool_choice != "none",
+                single_call=body.parallel_tool_calls is False,
+            )
+            answer = PlainAnswer(body.model, route, request, relay)
+        return await self._deliver(completion_id, body, answer)
+
+    async def _deliver(
+        self, completion_id: str, body: CreateChatCompletionRequest, answer: Answer
+    ) -> ChatCompletionObject | ChatStream:
+        created = clock.now()
+        deltas = answer.deltas()
         handed_over = False
         try:
             if body.stream:
-                # The first chunk is read here: until then a failure is an HTTP status.
-                first = await anext(chunks, None)
+                # The first delta is read here: until then a failure is an HTTP status.
+                first = await anext(deltas, None)
                 stream = ChatStream(
                     id=completion_id,
                     created=created,
-                    model=body.model,
+                    model=answer.model,
                     include_usage=bool(body.stream_options and body.stream_options.include_usage),
-                    relay=relay,
-                    chunks=chunks,
+                    deltas=deltas,
                     first=first,
-                    messages=request.messages,
+                    finish=answer.finish,
+                    usage=answer.usage,
                 )
                 handed_over = True  # the stream closes it from now on
                 return stream
-            await _drain(chunks, relay)
+            async for _ in deltas:
+                pass
         except BackendError as exc:
             logger.warning("chat completion %s failed: %s", completion_id, exc.message)
             raise backend_error(exc) from None
@@ -87,39 +173,23 @@ class ChatService:
             # Also on cancellation (the client went away): stop the model call.
             if not handed_over:
                 with contextlib.suppress(RuntimeError):
-                    await chunks.aclose()
-        calls = [
-            ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
-            for c in relay.calls
-        ]
-        message = CompletionMessage(content=relay.content(), tool_calls=calls or None)
+                    await deltas.aclose()
         # Off the event loop: without the backend's usage, this tokenizes the whole prompt.
-        usage = await asyncio.to_thread(relay.totals, request.messages, body.model)
+        usage = await asyncio.to_thread(answer.usage)
         return ChatCompletionObject(
             id=completion_id,
             created=created,
-            model=body.model,
-            choices=[CompletionChoice(message=message, finish_reason=relay.finish())],
+            model=answer.model,
+            choices=[CompletionChoice(message=answer.message(), finish_reason=answer.finish())],
             usage=usage,
         )
-
-
-async def _drain(chunks: AsyncGenerator[ChatChunk, None], relay: Relay) -> None:
-    async for chunk in chunks:
-        relay.feed(chunk)
 
 
 def backend_request(body: CreateChatCompletionRequest, route: ModelRoute) -> ChatRequest:
     """The backend's request: the upstream's model name, only the fields that were given."""
     given = body.given()
     tools = [t.model_dump(mode="json", exclude_none=True) for t in body.tools or []]
-    tool_choice: Any = None
-    if tools and body.tool_choice is not None:
-        tool_choice = (
-            body.tool_choice
-            if isinstance(body.tool_choice, str)
-            else body.tool_choice.model_dump(mode="json")
-        )
+    tool_choice = wire_tool_choice(body) if tools else None
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     extra = {name: value for name, value in given.items() if name in PASSTHROUGH}
     # exclude_unset: the messages as the client wrote them, explicit nulls included.
@@ -148,6 +218,12 @@ def backend_request(body: CreateChatCompletionRequest, route: ModelRoute) -> Cha
     )
 
 
+def wire_tool_choice(body: CreateChatCompletionRequest) -> Any:
+    """``tool_choice`` as the backend takes it (None when not given)."""
+    choice = body.tool_choice
+    return choice if choice is None or isinstance(choice, str) else choice.model_dump(mode="json")
+
+
 def _unsupported(param: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(
         f"Unsupported value: '{param}' {message}", param=param, code="unsupported_value"
@@ -170,13 +246,12 @@ def _check(body: CreateChatCompletionRequest) -> None:
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
         )
-    _check_tool_choice(body)
     _check_messages(body)
 
 
-def _check_tool_choice(body: CreateChatCompletionRequest) -> None:
+def _check_tool_choice(body: CreateChatCompletionRequest, names: Collection[str]) -> None:
+    """A named function must be offered; ``required`` needs something to call."""
     choice = body.tool_choice
-    names = {t.function.name for t in body.tools or []}
     if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
         raise InvalidRequestError(
             f"Invalid value for 'tool_choice': function '{choice.function.name}' is not "
@@ -225,15 +300,18 @@ def _check_messages(body: CreateChatCompletionRequest) -> None:
         )
 
 
-def _check_capabilities(body: CreateChatCompletionRequest, route: ModelRoute) -> None:
+def _check_capabilities(
+    model: str, route: ModelRoute, tools: Collection[Any], response_format: JsonObject | None
+) -> None:
     backend = route.backend
-    if body.tools and not backend.supports_tools:
+    if tools and not backend.supports_tools:
+        raise InvalidRequestError(f"The model '{model}' does not support tools.", param="tools")
+    if (
+        response_format is not None
+        and response_format.get("type") == "json_schema"
+        and not backend.supports_json_schema
+    ):
         raise InvalidRequestError(
-            f"The model '{body.model}' does not support tools.", param="tools"
-        )
-    fmt = body.response_format
-    if fmt is not None and fmt.type == "json_schema" and not backend.supports_json_schema:
-        raise InvalidRequestError(
-            f"The model '{body.model}' does not support 'json_schema' response formats.",
+            f"The model '{model}' does not support 'json_schema' response formats.",
             param="response_format",
         )

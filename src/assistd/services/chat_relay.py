@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,16 +61,21 @@ class Relay:
     """Follows one completion: translates each chunk and keeps what it added up to.
 
     ``allow_tools`` False (``tool_choice: "none"``) and ``single_call`` (``parallel_tool_calls:
-    false``) are enforced here too, for backends that do not honour them themselves.
+    false``) are enforced here too, for backends that do not honour them themselves. Calls
+    of a ``hidden`` name (an assistant's built-in tools, which the server runs) are kept in
+    ``builtin`` and never relayed.
     """
 
     allow_tools: bool = True
     single_call: bool = False
+    hidden: frozenset[str] = frozenset()
     text: list[str] = field(default_factory=list)
     calls: list[RelayedCall] = field(default_factory=list)
+    builtin: list[RelayedCall] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     _slots: dict[int, int | None] = field(default_factory=dict)  # backend index → ours
+    _hidden: dict[int, RelayedCall] = field(default_factory=dict)  # backend index → call
 
     def feed(self, chunk: ChatChunk) -> ChunkDelta | None:
         """Record ``chunk``; the delta to send for it, or None when it adds nothing to show."""
@@ -86,6 +91,15 @@ class Relay:
         return ChunkDelta(content=chunk.text or None, tool_calls=pieces or None)
 
     def _piece(self, delta: ToolCallDelta) -> ToolCallDeltaOut | None:
+        held = self._hidden.get(delta.index)
+        if held is not None:
+            held.arguments += delta.arguments
+            return None
+        if delta.index not in self._slots and delta.name in self.hidden:
+            held = RelayedCall(delta.id or new_call_id(), delta.name or "", delta.arguments)
+            self._hidden[delta.index] = held
+            self.builtin.append(held)
+            return None
         if delta.index not in self._slots:
             keep = self.allow_tools and not (self.single_call and self.calls)
             self._slots[delta.index] = len(self.calls) if keep else None
@@ -136,7 +150,8 @@ class Relay:
         usage = self.usage
         if usage is None:
             prompt = sum(MESSAGE_OVERHEAD + count_tokens(_text(m), model) for m in messages)
-            produced = "".join(self.text) + "".join(c.name + c.arguments for c in self.calls)
+            made = [*self.calls, *self.builtin]
+            produced = "".join(self.text) + "".join(c.name + c.arguments for c in made)
             usage = Usage(prompt_tokens=prompt + 3, completion_tokens=count_tokens(produced, model))
         return CompletionUsage(
             prompt_tokens=usage.prompt_tokens,
@@ -152,23 +167,36 @@ def _text(message: dict[str, Any]) -> str:
     return text + (json.dumps(calls) if calls else "")
 
 
+async def relayed(
+    chunks: AsyncGenerator[ChatChunk, None], relay: Relay
+) -> AsyncGenerator[ChunkDelta, None]:
+    """The client's deltas of one completion; closing this closes the model call."""
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            delta = relay.feed(chunk)
+            if delta is not None:
+                yield delta
+
+
 @dataclass
 class ChatStream:
-    """A started streamed completion: the backend's iterator, its first chunk already read.
+    """A started streamed completion: its deltas, the first already read.
 
-    Reading the first chunk before answering lets a failure of the model call (rate limit,
+    Reading the first delta before answering lets a failure of the model call (rate limit,
     bad prompt, unreachable upstream) be a plain HTTP error; after that, failures can only
     be reported in the stream. ``aclose`` stops the model call however far it got.
+    ``finish`` and ``usage`` are read once the deltas are spent (``usage`` may tokenize
+    the prompt: it runs in a thread).
     """
 
     id: str
     created: int
     model: str
     include_usage: bool
-    relay: Relay
-    chunks: AsyncGenerator[ChatChunk, None]
-    first: ChatChunk | None
-    messages: list[dict[str, Any]]
+    deltas: AsyncGenerator[ChunkDelta, None]
+    first: ChunkDelta | None
+    finish: Callable[[], FinishReason]
+    usage: Callable[[], CompletionUsage]
 
     def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(
@@ -180,9 +208,9 @@ class ChatStream:
 
     async def events(self) -> AsyncIterator[ChatChunkEvent | ChatErrorEvent]:
         """Chunks in OpenAI's order; an error event means the stream failed and ends there."""
-        async with contextlib.aclosing(self.chunks):
+        async with contextlib.aclosing(self.deltas):
             try:
-                async for delta in self._deltas():
+                async for delta in self._all():
                     yield self._event(self._chunk(delta))
             except BackendError as exc:
                 logger.warning("chat completion %s failed mid-stream: %s", self.id, exc.message)
@@ -192,9 +220,9 @@ class ChatStream:
                 logger.exception("chat completion %s failed mid-stream", self.id)
                 yield ChatErrorEvent(APIError(INTERNAL_ERROR).to_dict())
                 return
-        yield self._event(self._chunk(ChunkDelta(), self.relay.finish()))
+        yield self._event(self._chunk(ChunkDelta(), self.finish()))
         if self.include_usage:
-            usage = await asyncio.to_thread(self.relay.totals, self.messages, self.model)
+            usage = await asyncio.to_thread(self.usage)
             yield self._event(
                 ChatCompletionChunk(
                     id=self.id, created=self.created, model=self.model, choices=[], usage=usage
@@ -204,8 +232,8 @@ class ChatStream:
     def _event(self, chunk: ChatCompletionChunk) -> ChatChunkEvent:
         return ChatChunkEvent(chunk, include_usage=self.include_usage)
 
-    async def _deltas(self) -> AsyncIterator[ChunkDelta]:
-        first = self.relay.feed(self.first) if self.first is not None else None
+    async def _all(self) -> AsyncIterator[ChunkDelta]:
+        first = self.first
         if first is not None and first.tool_calls and first.content is None:
             # A call-only answer opens with the role and its first call (content null).
             yield ChunkDelta(role="assistant", tool_calls=first.tool_calls)
@@ -213,12 +241,10 @@ class ChatStream:
             yield ChunkDelta(role="assistant", content="")
             if first is not None:
                 yield first
-        async for chunk in self.chunks:
-            delta = self.relay.feed(chunk)
-            if delta is not None:
-                yield delta
+        async for delta in self.deltas:
+            yield delta
 
     async def aclose(self) -> None:
-        """Close the backend's iterator (a no-op once it finished)."""
+        """Close the deltas, and so the model call (a no-op once they finished)."""
         with contextlib.suppress(RuntimeError):  # still running in a task being cancelled
-            await self.chunks.aclose()
+            await self.deltas.aclose()

@@ -21,6 +21,7 @@ from assistd.retrieval.index import ChunkIndex
 from assistd.retrieval.ingestion import IngestionConfig, IngestionWorker
 from assistd.sandbox import bubblewrap
 from assistd.sandbox.bubblewrap import BubblewrapSandbox
+from assistd.services.assistant_chat import AssistantChat
 from assistd.services.assistants import AssistantService
 from assistd.services.auth import AuthService
 from assistd.services.chat import ChatService
@@ -106,13 +107,14 @@ class Services:
                 db, blobs, sandbox, max_file_bytes=settings.max_upload_bytes
             )
             tools["code_interpreter"] = code_interpreter
+        tool_registry = ToolRegistry(tools)
         worker_id = new_worker_id()
         executor = RunExecutor(
             db,
             bus,
             registry,
             ExecutorConfig(expires_seconds=settings.run_expires_seconds),
-            ToolRegistry(tools),
+            tool_registry,
         )
         queue = build_queue(settings, db, worker_id=worker_id)
         worker = Worker(
@@ -159,7 +161,9 @@ class Services:
             run_steps=RunStepService(db),
             embedders=embedders,
             embeddings=EmbeddingService(embedders),
-            chat=ChatService(registry),
+            chat=ChatService(
+                registry, AssistantChat(db, registry, tool_registry, code_interpreter)
+            ),
             chunk_index=chunk_index,
             ingestion=ingestion,
             vector_stores=VectorStoreService(db, ingestion, chunk_index),

@@ -157,9 +157,7 @@ class CodeInterpreterTool(Tool):
                 if new_inputs:
                     listed = ", ".join(f"{MNT_DATA}/{n}" for n in new_inputs)
                     done.notes.append(f"Files available: {listed}")
-                result = await self.sandbox.execute(
-                    scope.session, code, time_limit=self.time_limit
-                )
+                result = await self.sandbox.execute(scope.session, code, time_limit=self.time_limit)
             except SandboxError as exc:
                 done.logs = f"The code could not run: {exc.message}"
             else:

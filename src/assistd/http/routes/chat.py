@@ -33,7 +33,12 @@ async def create_chat_completion(
     request: Request,
     body: Annotated[CreateChatCompletionRequest, Depends(json_body(CreateChatCompletionRequest))],
 ) -> Response:
-    result = await _unless_disconnected(request, svc.chat.create(body))
+    # Where this API is, as the client reached it: an assistant's answer links files.
+    api_url = str(request.url.replace(query="", fragment="")).removesuffix("/chat/completions")
+    files_url = f"{api_url}/files"
+    result = await _unless_disconnected(
+        request, svc.chat.create(project, body, files_url=files_url)
+    )
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
     if isinstance(result, ChatStream):
