@@ -18,6 +18,7 @@ import pytest
 
 from assistd.backends.factory import build_registry
 from assistd.backends.local_model import BUNDLED_NAME
+from tests.api.vs_support import stores, wait_until
 from tests.conftest import LiveServer, make_settings
 
 WEATHER = {
@@ -348,6 +349,37 @@ def test_chat_completion_forced_tool_call(local: openai.OpenAI) -> None:
     assert call.type == "function"
     assert call.function.name == "get_weather"
     _check_weather_arguments(call.function.arguments)
+
+
+def test_chat_completion_as_an_assistant_searches_its_files(local: openai.OpenAI) -> None:
+    text = b"The harbour of Lisbon opens at six in the morning and closes at ten at night."
+    file_id = local.files.create(file=("harbour.txt", text), purpose="assistants").id
+    store = stores(local).create(name="port", file_ids=[file_id])
+    wait_until(lambda: stores(local).retrieve(store.id).file_counts.completed == 1, timeout=60)
+    assistant_id = _assistant(
+        local,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    # Forced once: the model must search (constrained decoding), then answers freely.
+    completion = local.chat.completions.create(
+        model="",
+        messages=[{"role": "user", "content": "When does the harbour open?"}],
+        tool_choice={"type": "function", "function": {"name": "file_search"}},
+        max_completion_tokens=160,
+        extra_body={"assistant": assistant_id},
+    )
+    choice = completion.choices[0]
+    assert completion.model == "gpt-4o"
+    assert choice.finish_reason in ("stop", "length")
+    assert choice.message.tool_calls is None
+    assert isinstance(choice.message.content, str)
+    for note in choice.message.model_dump()["annotations"]:
+        assert note["file_citation"] == {"file_id": file_id}
+    assert completion.usage is not None
+    # Two model calls at least (the search, then the answer), counted together.
+    assert completion.usage.completion_tokens <= 160
+    assert completion.usage.prompt_tokens > 0
 
 
 def test_models_list_the_local_embedder(local: openai.OpenAI) -> None:
