@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 import pytest
 from openai.types.chat import ChatCompletion
 
@@ -341,6 +342,40 @@ def test_streamed_file_search_answer(client: openai.OpenAI, server: LiveServer) 
     assert [text[s:e] for s, e in spans] == ["[1]", "[1]"]
     assert {a["file_citation"]["file_id"] for a in out["annotations"]} == {handbook}
     assert out["usage"].total_tokens > 0
+
+
+class Leave(pydantic.BaseModel):
+    days: int
+
+
+@pytest.mark.sdk3
+def test_sdk_stream_and_parse_helpers(client: openai.OpenAI, server: LiveServer) -> None:
+    store_id, handbook = search_store(client)
+    model = new_model()
+    assistant_id = searcher(client, model, store_id)
+    server.scripted.queue(
+        tool_reply(("file_search", {"queries": ["vacation"]})),
+        text_reply("You get 25 days【0:0†source】 of leave."),
+        text_reply('{"days": 25}'),
+        model=model,
+    )
+    with client.chat.completions.stream(
+        model="", messages=USER, extra_body={"assistant": assistant_id}
+    ) as stream:
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.content == "You get 25 days[1] of leave."
+    [note] = annotations(message)
+    assert note["file_citation"] == {"file_id": handbook}
+    assert note["url_citation"]["start_index"] == 15
+
+    parsed = client.chat.completions.parse(
+        model="", messages=USER, response_format=Leave, extra_body={"assistant": assistant_id}
+    )
+    assert parsed.choices[0].message.parsed == Leave(days=25)
+    sent = server.scripted.requests_for(model)[-1].response_format
+    assert sent is not None
+    assert sent["type"] == "json_schema"
 
 
 def test_builtin_calls_are_bounded(client: openai.OpenAI, server: LiveServer) -> None:
