@@ -120,7 +120,7 @@ class AssistantAnswer:
         tools = [*self.functions, *(_function(name, item) for name, item in offered.items())]
         limit = self.base.max_tokens
         if limit is not None and self.rounds:
-            limit -= sum(r.totals(sent, self.model).completion_tokens for r, sent in self.rounds)
+            limit -= sum(relay.produced(self.model) for relay, _ in self.rounds)
             if limit <= 0:
                 return None
         return replace(

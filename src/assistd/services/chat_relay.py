@@ -145,14 +145,20 @@ class Relay:
         text = "".join(self.text)
         return None if not text and self.calls else text
 
+    def produced(self, model: str) -> int:
+        """Completion tokens: the backend's count, or the tokenizer's for what it sent
+        (only the answer: cheap enough for the event loop)."""
+        if self.usage is not None:
+            return self.usage.completion_tokens
+        made = [*self.calls, *self.builtin]
+        return count_tokens("".join(self.text) + "".join(c.name + c.arguments for c in made), model)
+
     def totals(self, messages: list[dict[str, Any]], model: str) -> CompletionUsage:
         """The backend's usage, or OpenAI's tokenizer estimate when it reported none."""
         usage = self.usage
         if usage is None:
             prompt = sum(MESSAGE_OVERHEAD + count_tokens(_text(m), model) for m in messages)
-            made = [*self.calls, *self.builtin]
-            produced = "".join(self.text) + "".join(c.name + c.arguments for c in made)
-            usage = Usage(prompt_tokens=prompt + 3, completion_tokens=count_tokens(produced, model))
+            usage = Usage(prompt_tokens=prompt + 3, completion_tokens=self.produced(model))
         return CompletionUsage(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
