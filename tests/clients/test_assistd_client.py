@@ -1,12 +1,10 @@
 """``assistd_client`` (clients/python): the SDK's clients plus ``client.assistants``.
 
-What needs no server-side part of issue 12: the distribution on its own (a wheel that holds
-the package and its ``py.typed`` and depends only on ``openai``), its types as a strict mypy user
-sees them, and what it sends: each call goes to a live assistd and the JSON body is read off
-the wire with an httpx request hook. The calls name a real assistant of the caller's project
-and an explicit model, so they answer the same before and after the server learns
-``assistant``; the end-to-end behaviour of ``assistant`` (and of leaving ``model`` out) is
-tested with the server's part.
+The distribution on its own (a wheel that holds the package and its ``py.typed`` and depends
+only on ``openai``), its types as a strict mypy user sees them, and what it sends: each call
+goes to a live assistd and the JSON body is read off the wire with an httpx request hook.
+What the server does with ``assistant`` is tested in ``tests/api/test_chat_assistant.py``;
+the migration note's programs run in ``test_migration_note.py``.
 """
 
 from __future__ import annotations
@@ -356,41 +354,18 @@ def test_extra_body_is_merged(
     assert wire.bodies[-1]["assistant"] == other
 
 
-def test_model_defaults_to_empty(tmp_path: Path) -> None:
-    # The server's part (the assistant's model for "") lands on its own; this is the request.
-    sent: list[dict[str, Any]] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(200, json=canned_completion())
-
-    with assistd_client.OpenAI(
-        api_key="sk-unused",
-        base_url="http://assistd.invalid/v1",
-        max_retries=0,
-        _strict_response_validation=True,
-        http_client=httpx.Client(transport=httpx.MockTransport(answer)),
-    ) as client:
-        completion = client.assistants.chat.completions.create(assistant="asst_abc", messages=USER)
-    assert text_of(completion) == "Canned."
-    assert sent == [{"model": "", "messages": USER, "assistant": "asst_abc"}]
-
-
-def canned_completion() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "m",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "logprobs": None,
-                "message": {"role": "assistant", "content": "Canned.", "refusal": None},
-            }
-        ],
-    }
+def test_model_defaults_to_the_assistants(
+    client: assistd_client.OpenAI, server: LiveServer, wire: Wire
+) -> None:
+    model = new_model()
+    assistant = client.beta.assistants.create(model=model, instructions="Be kind.").id
+    server.scripted.queue(text_reply("Kindly."), model=model)
+    completion = client.assistants.chat.completions.create(assistant=assistant, messages=USER)
+    assert text_of(completion) == "Kindly."
+    assert completion.model == model
+    assert wire.bodies[-1] == {"model": "", "messages": USER, "assistant": assistant}
+    [sent] = server.scripted.requests_for(model)
+    assert sent.messages == [{"role": "system", "content": "Be kind."}, *USER]
 
 
 def test_stream(
