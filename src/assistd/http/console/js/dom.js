@@ -92,3 +92,10 @@ export function formatBytes(bytes) {
 export function field(label, control, hint) {
   return h("label", { class: "field" }, h("span", {}, label), control, hint ? h("small", {}, hint) : null);
 }
+
+/** Load a page's own stylesheet (css/pages/<name>.css) once. */
+export function useStyle(name) {
+  const href = new URL(`../css/pages/${name}.css`, import.meta.url).href;
+  if (document.querySelector(`link[href="${href}"]`)) return;
+  document.head.append(h("link", { rel: "stylesheet", href }));
+}
