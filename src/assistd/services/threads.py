@@ -1,5 +1,5 @@
-"""Threads: create (with initial messages), read, modify, delete (with their messages and
-runs; an active run is cancelled first)."""
+"""Threads: create (with initial messages), read, modify, list (an assistd extension),
+delete (with their messages and runs; an active run is cancelled first)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from typing import Any
 from assistd.errors import not_found
 from assistd.events.base import CancelRequest, EventBus, Subscription, control_channel, run_channel
 from assistd.executor.state import Changes, Emitter, transition
-from assistd.protocol.common import DeletedResponse
+from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.events import ends_run_stream
 from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, ThreadObject
 from assistd.sandbox.base import Sandbox
 from assistd.services.attachments import file_search_files
+from assistd.services.listing import list_response
 from assistd.services.messages import insert_message
 from assistd.services.references import THREAD_STORE_EXPIRY, resolve_tool_resources
 from assistd.store import messages, runs, threads
 from assistd.store.database import Connection, Database
 from assistd.store.records import Thread
+from assistd.store.repository import PageQuery
 
 # A live worker ends a cancelled run at once; one whose process died is waited for no
 # longer than this before the deletion cancels the run itself.
@@ -71,6 +73,12 @@ class ThreadService:
         if thread is None:
             raise not_found("thread", thread_id)
         return to_wire(thread)
+
+    async def list(self, project: str, query: PageQuery) -> ListResponse[ThreadObject]:
+        """The project's threads: OpenAI has no such endpoint; the console browses with it."""
+        async with self.db.read() as conn:
+            page = await threads.list_page(conn, project, query)
+        return list_response(page, to_wire)
 
     async def modify(
         self, project: str, thread_id: str, request: ModifyThreadRequest

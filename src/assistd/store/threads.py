@@ -12,7 +12,7 @@ from assistd.store import tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param
 from assistd.store.records import JsonObject, Thread
-from assistd.store.repository import RecordRepository
+from assistd.store.repository import Page, PageQuery, RecordRepository
 
 _repo = RecordRepository(tables.threads, "thread", Thread)
 
@@ -40,6 +40,10 @@ async def create(
 
 async def get_for_project(conn: Connection, project: str, thread_id: str) -> Thread | None:
     return await _repo.get(conn, project, thread_id)
+
+
+async def list_page(conn: Connection, project: str, query: PageQuery) -> Page[Thread]:
+    return await _repo.page(conn, [tables.threads.c.project == project], query)
 
 
 async def patch(conn: Connection, thread: Thread, **changes: Any) -> Thread:

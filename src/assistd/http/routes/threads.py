@@ -1,4 +1,5 @@
-"""/v1/threads (runs under threads arrive with the runs issue: declare /threads/runs first)."""
+"""/v1/threads (runs under threads are routes/runs.py, included first: /threads/runs is
+theirs). ``GET /v1/threads`` is an assistd extension: OpenAI cannot list threads."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from assistd.http.deps import Project, Svc, json_body
-from assistd.protocol.common import DeletedResponse
+from assistd.http.deps import Page, Project, Svc, json_body
+from assistd.protocol.common import DeletedResponse, ListResponse
 from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, ThreadObject
 
 router = APIRouter(prefix="/threads", tags=["threads"])
@@ -20,6 +21,11 @@ async def create_thread(
     body: Annotated[CreateThreadRequest, Depends(json_body(CreateThreadRequest))],
 ) -> ThreadObject:
     return await svc.threads.create(project, body)
+
+
+@router.get("")
+async def list_threads(svc: Svc, project: Project, page: Page) -> ListResponse[ThreadObject]:
+    return await svc.threads.list(project, page)
 
 
 @router.get("/{thread_id}")
