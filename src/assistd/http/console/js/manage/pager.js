@@ -21,7 +21,8 @@ export function pager(path, show, { limit = 20, before = true, query = () => ({}
 
   async function load(at = {}) {
     const found = await page(path, { limit, ...query(), ...at });
-    cursor = at;
+    // Back at the start: a later reload (after a delete) shows the first page again.
+    cursor = at.before && !found.has_more ? {} : at;
     shown = found;
     fill(body, show(found.data));
     // A page asked for `before` a cursor has that cursor after it; one asked `after` a
