@@ -17,7 +17,9 @@ export function checkList(legend, options, selected = [], empty = "None yet.") {
       ? h(
           "ul",
           {},
-          options.map((option, i) => h("li", {}, h("label", { class: "check" }, boxes[i], " ", option.label))),
+          options.map((option, i) =>
+            h("li", {}, h("label", { class: "check" }, boxes[i], " ", option.label)),
+          ),
         )
       : h("p", { class: "hint" }, empty),
   );

@@ -37,7 +37,11 @@ export function metadataEditor(initial = {}) {
       { class: "pair" },
       keyInput,
       valueInput,
-      h("button", { type: "button", onclick: () => (row.remove(), renumber(), add.focus()) }, "Remove"),
+      h(
+        "button",
+        { type: "button", onclick: () => (row.remove(), renumber(), add.focus()) },
+        "Remove",
+      ),
     );
     rows.append(row);
     renumber();

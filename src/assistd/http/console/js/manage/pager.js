@@ -28,9 +28,7 @@ export function pager(path, show, { limit = 20, before = true, query = () => ({}
     // A page asked for `before` a cursor has that cursor after it; one asked `after` a
     // cursor has that cursor before it.
     next.disabled = !(found.has_more && !at.before) && !(at.before && found.data.length);
-    previous.disabled = before
-      ? !(at.after || (at.before && found.has_more))
-      : walked.length === 0;
+    previous.disabled = before ? !(at.after || (at.before && found.has_more)) : walked.length === 0;
     nav.hidden = next.disabled && previous.disabled;
   }
 

@@ -54,7 +54,10 @@ export function searchPanel(storePath) {
     }
     button.disabled = true;
     try {
-      const found = await post(`${storePath}/search`, { query: query.value, max_num_results: count });
+      const found = await post(`${storePath}/search`, {
+        query: query.value,
+        max_num_results: count,
+      });
       fill(
         results,
         found.data.length

@@ -12,7 +12,9 @@ export async function uploadAll(files, purpose, list) {
   const jobs = [...files].map(async (file) => {
     const bar = h("progress", { max: 1, value: 0, "aria-label": `Upload of ${file.name}` });
     const state = h("span", { class: "upload-state" }, "Uploading…");
-    list.append(h("li", { class: "upload" }, h("span", { class: "upload-name" }, file.name), bar, state));
+    list.append(
+      h("li", { class: "upload" }, h("span", { class: "upload-name" }, file.name), bar, state),
+    );
     try {
       const uploaded = await upload(file, purpose, (fraction) => (bar.value = fraction));
       bar.value = 1;

@@ -54,11 +54,21 @@ export async function render(view, params) {
   const description = h("input", { type: "text", value: a.description || "", maxlength: 512 });
   const modelIds = models.data.map((model) => model.id);
   if (a.model && !modelIds.includes(a.model)) modelIds.unshift(a.model);
-  const model = h("select", {}, options(modelIds.map((id) => [id, id]), a.model));
+  const model = h(
+    "select",
+    {},
+    options(
+      modelIds.map((id) => [id, id]),
+      a.model,
+    ),
+  );
   const instructions = h("textarea", { rows: 6 });
   instructions.value = a.instructions || "";
 
-  const codeInterpreter = h("input", { type: "checkbox", checked: Boolean(has("code_interpreter")) });
+  const codeInterpreter = h("input", {
+    type: "checkbox",
+    checked: Boolean(has("code_interpreter")),
+  });
   const search = has("file_search");
   const fileSearch = h("input", { type: "checkbox", checked: Boolean(search) });
   const maxResults = h("input", {
@@ -72,8 +82,16 @@ export async function render(view, params) {
 
   const ciFiles = resources.code_interpreter?.file_ids || [];
   const known = new Set(files.map((file) => file.value));
-  const ciOptions = [...files, ...ciFiles.filter((id) => !known.has(id)).map((id) => ({ value: id, label: id }))];
-  const ciPicker = checkList("Code interpreter files", ciOptions, ciFiles, "No files with purpose assistants.");
+  const ciOptions = [
+    ...files,
+    ...ciFiles.filter((id) => !known.has(id)).map((id) => ({ value: id, label: id })),
+  ];
+  const ciPicker = checkList(
+    "Code interpreter files",
+    ciOptions,
+    ciFiles,
+    "No files with purpose assistants.",
+  );
   const storeId = resources.file_search?.vector_store_ids?.[0] || "";
   const storePairs = stores.data.map((store) => [store.id, store.name || store.id]);
   if (storeId && !storePairs.some(([id]) => id === storeId)) storePairs.push([storeId, storeId]);
@@ -83,12 +101,25 @@ export async function render(view, params) {
   const formatSelect = h("select", {}, options(FORMATS, format.type));
   const schemaName = h("input", { type: "text", value: format.json_schema?.name || "" });
   const schema = h("textarea", { class: "code", rows: 6, spellcheck: "false" });
-  schema.value = format.json_schema?.schema ? JSON.stringify(format.json_schema.schema, null, 2) : "";
-  const schemaFields = h("div", { class: "schema" }, field("Schema name", schemaName), field("Schema (JSON)", schema));
+  schema.value = format.json_schema?.schema
+    ? JSON.stringify(format.json_schema.schema, null, 2)
+    : "";
+  const schemaFields = h(
+    "div",
+    { class: "schema" },
+    field("Schema name", schemaName),
+    field("Schema (JSON)", schema),
+  );
   const showSchema = () => (schemaFields.hidden = formatSelect.value !== "json_schema");
   formatSelect.addEventListener("change", showSchema);
   showSchema();
-  const temperature = h("input", { type: "number", min: 0, max: 2, step: 0.01, value: a.temperature ?? "" });
+  const temperature = h("input", {
+    type: "number",
+    min: 0,
+    max: 2,
+    step: 0.01,
+    value: a.temperature ?? "",
+  });
   const topP = h("input", { type: "number", min: 0, max: 1, step: 0.01, value: a.top_p ?? "" });
   const metadata = metadataEditor(a.metadata);
 
@@ -103,7 +134,9 @@ export async function render(view, params) {
     }
     const { value, error } = parseJson(schema.value || "{}");
     if (error) invalid(schema, error);
-    return ok && !error ? { type, json_schema: { name: schemaName.value, schema: value } } : undefined;
+    return ok && !error
+      ? { type, json_schema: { name: schemaName.value, schema: value } }
+      : undefined;
   }
 
   /** The request body, or null after marking what is wrong. */
@@ -117,9 +150,11 @@ export async function render(view, params) {
     let max = null;
     if (fileSearch.checked && maxResults.value) {
       max = Number(maxResults.value);
-      if (!Number.isInteger(max) || max < 1 || max > 50) invalid(maxResults, "A whole number from 1 to 50.");
+      if (!Number.isInteger(max) || max < 1 || max > 50)
+        invalid(maxResults, "A whole number from 1 to 50.");
     }
-    if (!fns || format === undefined || temp === undefined || top === undefined || !meta) return null;
+    if (!fns || format === undefined || temp === undefined || top === undefined || !meta)
+      return null;
     if (form.querySelector("[aria-invalid]")) return null;
     const chosen = [];
     if (codeInterpreter.checked) chosen.push({ type: "code_interpreter" });
@@ -186,7 +221,12 @@ export async function render(view, params) {
   const saveButton = h("button", { type: "submit", class: "primary" }, "Save");
   const form = h(
     "form",
-    { class: "assistant-form", novalidate: true, "aria-label": editing ? "Edit assistant" : "New assistant", onsubmit: save },
+    {
+      class: "assistant-form",
+      novalidate: true,
+      "aria-label": editing ? "Edit assistant" : "New assistant",
+      onsubmit: save,
+    },
     h(
       "section",
       { class: "card" },
@@ -230,7 +270,9 @@ export async function render(view, params) {
       { class: "actions" },
       saveButton,
       h("a", { href: "#/assistants", class: "button" }, "Cancel"),
-      editing ? h("button", { type: "button", class: "danger", onclick: remove }, "Delete assistant") : null,
+      editing
+        ? h("button", { type: "button", class: "danger", onclick: remove }, "Delete assistant")
+        : null,
     ),
   );
   fill(view, h("h1", {}, editing ? `Edit ${a.name || a.id}` : "New assistant"), form);

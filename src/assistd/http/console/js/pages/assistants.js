@@ -35,7 +35,11 @@ export async function render(view, params) {
     return h(
       "tr",
       { dataset: { id: assistant.id } },
-      h("td", { "data-label": "Name", class: "wrap" }, h("a", { href: `#/assistants/${id}` }, name)),
+      h(
+        "td",
+        { "data-label": "Name", class: "wrap" },
+        h("a", { href: `#/assistants/${id}` }, name),
+      ),
       h("td", { "data-label": "Model" }, assistant.model),
       h("td", { "data-label": "Tools" }, toolNames(assistant)),
       h("td", { "data-label": "Created" }, formatTime(assistant.created_at)),
@@ -50,7 +54,12 @@ export async function render(view, params) {
         ),
         h(
           "button",
-          { type: "button", class: "danger", "aria-label": `Delete ${name}`, onclick: () => remove(assistant) },
+          {
+            type: "button",
+            class: "danger",
+            "aria-label": `Delete ${name}`,
+            onclick: () => remove(assistant),
+          },
           "Delete",
         ),
       ),
@@ -65,7 +74,12 @@ export async function render(view, params) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Name", "Model", "Tools", "Created"].map((t) => h("th", {}, t)), h("th", {}, h("span", { class: "visually-hidden" }, "Actions"))),
+        h(
+          "tr",
+          {},
+          ["Name", "Model", "Tools", "Created"].map((t) => h("th", {}, t)),
+          h("th", {}, h("span", { class: "visually-hidden" }, "Actions")),
+        ),
       ),
       h("tbody", {}, assistants.map(row)),
     );

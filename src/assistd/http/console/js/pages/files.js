@@ -2,7 +2,17 @@
 // project's files newest first, a page at a time, with download and delete.
 
 import { blobUrl, del } from "../api.js";
-import { confirmDialog, field, fill, formatBytes, formatTime, h, notice, showError, useStyle } from "../dom.js";
+import {
+  confirmDialog,
+  field,
+  fill,
+  formatBytes,
+  formatTime,
+  h,
+  notice,
+  showError,
+  useStyle,
+} from "../dom.js";
 import { pager } from "../manage/pager.js";
 import { dropzone, uploadAll } from "../manage/uploads.js";
 
@@ -27,7 +37,11 @@ export async function render(view, params) {
   useStyle("manage");
   useStyle("files");
   const limit = Math.min(Math.max(Number(params.limit) || 20, 1), 100);
-  const purpose = h("select", {}, PURPOSES.map((p) => h("option", { value: p }, p)));
+  const purpose = h(
+    "select",
+    {},
+    PURPOSES.map((p) => h("option", { value: p }, p)),
+  );
   const chooser = h("input", { type: "file", multiple: true });
   const uploads = h("ul", { class: "uploads", "aria-label": "Uploads" });
   const filter = h(
@@ -71,8 +85,21 @@ export async function render(view, params) {
       h(
         "td",
         { class: "actions-cell" },
-        h("button", { type: "button", "aria-label": `Download ${name}`, onclick: () => download(file) }, "Download"),
-        h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}`, onclick: () => remove(file) }, "Delete"),
+        h(
+          "button",
+          { type: "button", "aria-label": `Download ${name}`, onclick: () => download(file) },
+          "Download",
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger",
+            "aria-label": `Delete ${name}`,
+            onclick: () => remove(file),
+          },
+          "Delete",
+        ),
       ),
     );
   }
@@ -110,14 +137,24 @@ export async function render(view, params) {
       "section",
       { class: "card", "aria-label": "Upload" },
       h("h2", {}, "Upload"),
-      h("div", { class: "row upload-controls" }, field("Upload purpose", purpose), field("Choose files", chooser)),
+      h(
+        "div",
+        { class: "row upload-controls" },
+        field("Upload purpose", purpose),
+        field("Choose files", chooser),
+      ),
       dropzone(h("div", { class: "dropzone" }, "…or drop files here"), send),
       uploads,
     ),
     h(
       "section",
       { class: "card", "aria-label": "Project files" },
-      h("div", { class: "row spread" }, h("h2", {}, "Project files"), field("Filter by purpose", filter)),
+      h(
+        "div",
+        { class: "row spread" },
+        h("h2", {}, "Project files"),
+        field("Filter by purpose", filter),
+      ),
       list.node,
     ),
   );

@@ -4,7 +4,17 @@
 // updates in place; leaving the page stops that.
 
 import { del, get, post } from "../api.js";
-import { confirmDialog, field, fill, formatBytes, formatTime, h, notice, showError, useStyle } from "../dom.js";
+import {
+  confirmDialog,
+  field,
+  fill,
+  formatBytes,
+  formatTime,
+  h,
+  notice,
+  showError,
+  useStyle,
+} from "../dom.js";
 import { checkList, fileOptions } from "../manage/choices.js";
 import { searchPanel } from "../manage/store-search.js";
 import { uploadAll } from "../manage/uploads.js";
@@ -53,7 +63,9 @@ export async function render(view, params) {
 
   function showStore(store) {
     heading.textContent = store.name || store.id;
-    const expires = store.expires_after ? `${store.expires_after.days} days after last use` : "never";
+    const expires = store.expires_after
+      ? `${store.expires_after.days} days after last use`
+      : "never";
     fill(
       summary,
       [
@@ -66,7 +78,12 @@ export async function render(view, params) {
     fill(
       counts,
       COUNTS.map((name) =>
-        h("div", {}, h("dt", {}, name.replace("_", " ")), h("dd", { dataset: { count: name } }, store.file_counts[name])),
+        h(
+          "div",
+          {},
+          h("dt", {}, name.replace("_", " ")),
+          h("dd", { dataset: { count: name } }, store.file_counts[name]),
+        ),
       ),
     );
   }
@@ -81,7 +98,12 @@ export async function render(view, params) {
     };
     const remove = h(
       "button",
-      { type: "button", class: "danger", "aria-label": `Remove ${name}`, onclick: () => detach(file.id, name) },
+      {
+        type: "button",
+        class: "danger",
+        "aria-label": `Remove ${name}`,
+        onclick: () => detach(file.id, name),
+      },
       "Remove",
     );
     cells.row = h(
@@ -109,7 +131,9 @@ export async function render(view, params) {
       }
       // In place: a row keeps its node (and any focus inside it) across polls.
       fill(cells.status, h("span", { class: `status ${file.status}` }, file.status));
-      cells.error.textContent = file.last_error ? `${file.last_error.code}: ${file.last_error.message}` : "";
+      cells.error.textContent = file.last_error
+        ? `${file.last_error.code}: ${file.last_error.message}`
+        : "";
       const attrs = Object.entries(file.attributes || {});
       cells.attributes.textContent = attrs.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ");
       cells.size.textContent = formatBytes(file.usage_bytes);
@@ -137,7 +161,8 @@ export async function render(view, params) {
     await learnNames(files.data.map((file) => file.id));
     showStore(store);
     showFiles(files.data);
-    const busy = store.file_counts.in_progress > 0 || files.data.some((f) => f.status === "in_progress");
+    const busy =
+      store.file_counts.in_progress > 0 || files.data.some((f) => f.status === "in_progress");
     if (busy) timer = setTimeout(() => refresh().catch(stop), POLL_MS);
   }
 
@@ -153,7 +178,10 @@ export async function render(view, params) {
   }
 
   async function detach(id, name) {
-    if (!(await confirmDialog(`Remove “${name}” from this store? The file itself stays.`, "Remove"))) return;
+    if (
+      !(await confirmDialog(`Remove “${name}” from this store? The file itself stays.`, "Remove"))
+    )
+      return;
     try {
       await del(`${path}/files/${encodeURIComponent(id)}`);
       notice(`Removed ${name}.`, "ok");
@@ -191,7 +219,13 @@ export async function render(view, params) {
     view,
     h("p", {}, h("a", { href: "#/vector-stores" }, "← Vector stores")),
     heading,
-    h("section", { class: "card", "aria-label": "Overview" }, summary, h("h2", {}, "Files"), counts),
+    h(
+      "section",
+      { class: "card", "aria-label": "Overview" },
+      summary,
+      h("h2", {}, "Files"),
+      counts,
+    ),
     h("section", { class: "card", "aria-label": "Files" }, table, empty),
     h(
       "section",

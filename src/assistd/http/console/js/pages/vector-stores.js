@@ -3,7 +3,17 @@
 // on its own page, where ingestion can be watched.
 
 import { del, post } from "../api.js";
-import { confirmDialog, field, fill, formatBytes, formatTime, h, notice, showError, useStyle } from "../dom.js";
+import {
+  confirmDialog,
+  field,
+  fill,
+  formatBytes,
+  formatTime,
+  h,
+  notice,
+  showError,
+  useStyle,
+} from "../dom.js";
 import { checkList, fileOptions } from "../manage/choices.js";
 import { pager } from "../manage/pager.js";
 import { clearInvalid, invalid } from "../manage/validate.js";
@@ -31,15 +41,32 @@ export async function render(view, params) {
     return h(
       "tr",
       { dataset: { id: store.id } },
-      h("td", { "data-label": "Name", class: "wrap" }, h("a", { href: `#/vector-stores/${encodeURIComponent(store.id)}` }, label)),
-      h("td", { "data-label": "Status" }, h("span", { class: `status ${store.status}` }, store.status)),
+      h(
+        "td",
+        { "data-label": "Name", class: "wrap" },
+        h("a", { href: `#/vector-stores/${encodeURIComponent(store.id)}` }, label),
+      ),
+      h(
+        "td",
+        { "data-label": "Status" },
+        h("span", { class: `status ${store.status}` }, store.status),
+      ),
       h("td", { "data-label": "Files" }, `${counts.completed} of ${counts.total} ready`),
       h("td", { "data-label": "Size" }, formatBytes(store.usage_bytes)),
       h("td", { "data-label": "Created" }, formatTime(store.created_at)),
       h(
         "td",
         { class: "actions-cell" },
-        h("button", { type: "button", class: "danger", "aria-label": `Delete ${label}`, onclick: () => remove(store) }, "Delete"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger",
+            "aria-label": `Delete ${label}`,
+            onclick: () => remove(store),
+          },
+          "Delete",
+        ),
       ),
     );
   }
@@ -100,6 +127,11 @@ export async function render(view, params) {
     }
   });
 
-  fill(view, h("h1", {}, "Vector stores"), h("section", { class: "card", "aria-label": "Vector stores" }, list.node), form);
+  fill(
+    view,
+    h("h1", {}, "Vector stores"),
+    h("section", { class: "card", "aria-label": "Vector stores" }, list.node),
+    form,
+  );
   await list.load();
 }
