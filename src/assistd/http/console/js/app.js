@@ -19,6 +19,9 @@ const ROUTES = [
 
 let leave = null;
 let open = false; // no key needed (open mode)
+// Counts navigations: a page still loading when the user (or a test) moves on must not
+// paint over the newer one, nor keep polling.
+let turn = 0;
 
 function parse() {
   const raw = location.hash.replace(/^#/, "") || "/playground";
@@ -27,6 +30,7 @@ function parse() {
 }
 
 async function route() {
+  const mine = ++turn;
   const { path, query } = parse();
   if (leave) {
     try {
@@ -57,8 +61,12 @@ async function route() {
   fill(view, h("p", { class: "loading" }, "Loading…"));
   try {
     const page = await import(`./pages/${name}.js`);
-    leave = (await page.render(view, params)) || null;
+    if (mine !== turn) return;
+    const done = (await page.render(view, params)) || null;
+    if (mine === turn) leave = done;
+    else if (done) done();
   } catch (error) {
+    if (mine !== turn) return;
     if (error instanceof ApiError && error.status === 401) {
       session.key = "";
       location.hash = "#/sign-in";
