@@ -20,7 +20,7 @@ const ROUTES = [
 let leave = null;
 let open = false; // no key needed (open mode)
 // Counts navigations: a page still loading when the user (or a test) moves on must not
-// paint over the newer one, nor keep polling.
+// keep polling once it is done.
 let turn = 0;
 
 function parse() {
@@ -42,7 +42,10 @@ async function route() {
   }
   notice("");
   const found = ROUTES.find(([pattern]) => pattern.test(path));
-  const view = document.getElementById("view");
+  // Each navigation renders into a container of its own: a page still loading when the
+  // user moves on writes only into its detached container, never over the newer page.
+  const view = h("div", { class: "page" });
+  fill(document.getElementById("view"), view);
   if (!found) {
     fill(view, h("h1", {}, "Not found"), h("p", {}, `No page at ${path}.`));
     return;
