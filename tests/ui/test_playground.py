@@ -51,8 +51,15 @@ def assistant(console: Console, **kwargs: Any) -> tuple[str, str]:
     return created.id, model
 
 
+def go(console: Console, route: str) -> None:
+    # Signing in lands on the playground; let that first render finish before going to
+    # another route, or the two renders race for the view.
+    expect(console.page.get_by_role("heading", name="Playground")).to_be_visible()
+    console.go(route)
+
+
 def open_playground(console: Console, assistant_id: str) -> Page:
-    console.go(f"/playground?assistant={assistant_id}")
+    go(console, f"/playground?assistant={assistant_id}")
     expect(console.page.get_by_label("Assistant")).to_have_value(assistant_id)
     return console.page
 
@@ -259,6 +266,16 @@ def test_a_failed_run_is_shown_plainly(console: Console) -> None:
     expect(page.locator(".run-panel")).to_contain_text("Upstream is down")
 
 
+def test_an_http_error_is_shown_plainly(console: Console) -> None:
+    assistant_id, _ = assistant(console)
+    sdk(console).beta.assistants.delete(assistant_id)
+    page = open_playground(console, assistant_id)
+    send(page, "Anyone there?")
+    expect(page.get_by_role("alert")).to_contain_text("HTTP 404")
+    expect(page.get_by_role("alert")).to_contain_text(assistant_id)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+
 def test_an_existing_thread_opens_with_its_messages(console: Console) -> None:
     assistant_id, model = assistant(console)
     client = sdk(console)
@@ -269,7 +286,7 @@ def test_an_existing_thread_opens_with_its_messages(console: Console) -> None:
     )
     assert run.status == "completed"
     client.beta.threads.messages.create(thread.id, role="user", content="Second question")
-    console.go(f"/playground?thread={thread.id}&assistant={assistant_id}")
+    go(console, f"/playground?thread={thread.id}&assistant={assistant_id}")
     page = console.page
     messages = page.locator(".messages .message")
     expect(messages).to_have_count(3)

@@ -150,7 +150,10 @@ function stepNode(step) {
     body.push(h("p", {}, `Message ${details.message_creation?.message_id || ""}`));
   }
   if (step.last_error) body.push(h("p", { class: "error-text" }, errorLine(step.last_error)));
-  if (step.usage) body.push(usageList(step.usage));
+  if (step.usage) {
+    const { prompt_tokens: p, completion_tokens: c, total_tokens: t } = step.usage;
+    body.push(h("p", { class: "muted step-usage" }, `Tokens: ${p} prompt · ${c} completion · ${t} total`));
+  }
   return h("details", { class: "step", open: true, dataset: { id: step.id } }, summary, body);
 }
 
