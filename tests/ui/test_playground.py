@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -216,10 +217,12 @@ def test_run_code_and_see_the_plot(console: Console) -> None:
     assistant_id, model = assistant(console, tools=[{"type": "code_interpreter"}])
     code = (
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-        "plt.plot([1,2,3])\nplt.show()\nprint('plotted')"
+        "plt.plot([1,2,3])\nplt.show()\nprint('plotted')\n"
+        "open('/mnt/data/data.csv', 'w').write('a,b\\n1,2\\n')"
     )
+    answer = "Here is the plot. Download the data: sandbox:/mnt/data/data.csv"
     console.server.scripted.queue(
-        tool_reply(("python", {"code": code})), text_reply("Here is the plot."), model=model
+        tool_reply(("python", {"code": code})), text_reply(answer), model=model
     )
     page = open_playground(console, assistant_id)
     send(page, "Plot something")
@@ -236,6 +239,14 @@ def test_run_code_and_see_the_plot(console: Console) -> None:
         "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
     )
     assert "Image from the assistant" in (image.get_attribute("alt") or "")
+    # The code's image shows with its call too.
+    expect(tool.get_by_role("img")).to_have_count(1)
+    # The file the code wrote: a download link in place of its sandbox path.
+    expect(answer).not_to_contain_text("sandbox:")
+    with page.expect_download() as download:
+        answer.get_by_role("link", name="Download data.csv").click()
+    assert download.value.suggested_filename == "data.csv"
+    assert Path(download.value.path()).read_text() == "a,b\n1,2\n"
     expect(page.locator(".run-panel .step")).to_have_count(2)
     expect(page.locator(".run-panel").get_by_label("Logs")).to_contain_text("plotted")
 

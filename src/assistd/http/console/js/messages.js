@@ -9,34 +9,29 @@ import { placeholder, renderMarkdown, stripMarks } from "./markdown.js";
 /** Blob URLs of files shown on the page (the content needs the key), revoked on leaving. */
 export function createMedia() {
   const urls = new Map();
-  const imageNodes = new Map();
   const load = (fileId) => {
     if (!urls.has(fileId)) urls.set(fileId, blobUrl(fileId));
     return urls.get(fileId);
   };
   return {
     load,
-    /** One <img> per file, kept across re-renders so it loads once. */
+    /** An <img> of the file (fetched once per page, however many places show it). */
     image(fileId) {
-      if (!imageNodes.has(fileId)) {
-        const img = h("img", { alt: `Image from the assistant (${fileId})`, class: "output-image" });
-        load(fileId)
-          .then((src) => {
-            img.src = src;
-          })
-          .catch((error) => {
-            img.alt = `The image ${fileId} could not be loaded: ${errorText(error)}`;
-          });
-        imageNodes.set(fileId, img);
-      }
-      return imageNodes.get(fileId);
+      const img = h("img", { alt: `Image from the assistant (${fileId})`, class: "output-image" });
+      load(fileId)
+        .then((src) => {
+          img.src = src;
+        })
+        .catch((error) => {
+          img.alt = `The image ${fileId} could not be loaded: ${errorText(error)}`;
+        });
+      return img;
     },
     async revokeAll() {
       for (const pending of urls.values()) {
         pending.then((src) => URL.revokeObjectURL(src)).catch(() => {});
       }
       urls.clear();
-      imageNodes.clear();
     },
   };
 }
@@ -47,6 +42,7 @@ const ROLE = { user: "You", assistant: "Assistant" };
 export class MessageView {
   constructor(message, media) {
     this.media = media;
+    this.images = new Map(); // kept across re-renders, so an image is not rebuilt per delta
     this.message = { ...message, content: structuredClone(message.content || []) };
     this.body = h("div", { class: "body" });
     this.node = h(
@@ -111,7 +107,9 @@ export class MessageView {
         citations = count;
         parts.push(node);
       } else if (part.type === "image_file") {
-        parts.push(h("figure", {}, this.media.image(part.image_file.file_id)));
+        const fileId = part.image_file.file_id;
+        if (!this.images.has(fileId)) this.images.set(fileId, this.media.image(fileId));
+        parts.push(h("figure", {}, this.images.get(fileId)));
       } else if (part.type === "image_url") {
         parts.push(h("p", {}, h("a", { href: part.image_url.url, target: "_blank", rel: "noopener noreferrer" }, "Image")));
       } else if (part.type === "refusal") {

@@ -65,12 +65,12 @@ function clock(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "";
 }
 
-function codeOutputs(outputs, media) {
+function codeOutputs(outputs, images) {
   return (outputs || []).map((output) => {
     if (output.type === "logs") return h("pre", { class: "logs", tabindex: "0", "aria-label": "Logs" }, output.logs);
     if (output.type === "image") {
       const fileId = output.image?.file_id;
-      return media ? h("figure", {}, media.image(fileId)) : h("p", {}, `Image: ${fileId}`);
+      return images ? h("figure", {}, images(fileId)) : h("p", {}, `Image: ${fileId}`);
     }
     return h("p", {}, `Output: ${output.type}`);
   });
@@ -280,6 +280,7 @@ export class RunPanel {
 export class CodeCallView {
   constructor(media) {
     this.media = media;
+    this.images = new Map();
     this.body = h("div", { class: "body" });
     this.node = h(
       "article",
@@ -291,6 +292,10 @@ export class CodeCallView {
 
   update(call) {
     const ci = call.code_interpreter || {};
-    this.body.replaceChildren(code(ci.input || "", "python", "Code"), ...codeOutputs(ci.outputs, this.media));
+    const images = (fileId) => {
+      if (!this.images.has(fileId)) this.images.set(fileId, this.media.image(fileId));
+      return this.images.get(fileId);
+    };
+    this.body.replaceChildren(code(ci.input || "", "python", "Code"), ...codeOutputs(ci.outputs, images));
   }
 }

@@ -209,6 +209,8 @@ export async function render(view, params) {
   async function follow(start) {
     const controller = new AbortController();
     state.streaming = controller;
+    // The log is read out once the answer is whole, not once per token.
+    transcript.setAttribute("aria-busy", "true");
     refreshControls();
     try {
       await start(controller.signal);
@@ -216,7 +218,10 @@ export async function render(view, params) {
       if (controller.signal.aborted) return;
       say(error);
     } finally {
-      if (state.streaming === controller) state.streaming = null;
+      if (state.streaming === controller) {
+        state.streaming = null;
+        transcript.setAttribute("aria-busy", "false");
+      }
       if (!state.left) refreshControls();
     }
     if (!controller.signal.aborted) await settle();
@@ -410,6 +415,7 @@ export async function render(view, params) {
   newThread.addEventListener("click", () => {
     state.streaming?.abort();
     state.streaming = null;
+    transcript.setAttribute("aria-busy", "false");
     state.threadId = null;
     state.run = null;
     state.messages.clear();
