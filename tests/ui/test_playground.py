@@ -16,7 +16,7 @@ from typing import Any
 
 import openai
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from assistd.backends.scripted import Reply, text_reply, tool_reply
 from assistd.sandbox.bubblewrap import unavailable_reason
@@ -70,7 +70,7 @@ def send(page: Page, text: str) -> None:
     page.get_by_role("button", name="Send").click()
 
 
-def run_status(page: Page) -> Any:
+def run_status(page: Page) -> Locator:
     return page.locator(".run-panel .run-status .status")
 
 
@@ -220,9 +220,9 @@ def test_run_code_and_see_the_plot(console: Console) -> None:
         "plt.plot([1,2,3])\nplt.show()\nprint('plotted')\n"
         "open('/mnt/data/data.csv', 'w').write('a,b\\n1,2\\n')"
     )
-    answer = "Here is the plot. Download the data: sandbox:/mnt/data/data.csv"
+    reply = "Here is the plot. Download the data: sandbox:/mnt/data/data.csv"
     console.server.scripted.queue(
-        tool_reply(("python", {"code": code})), text_reply(answer), model=model
+        tool_reply(("python", {"code": code})), text_reply(reply), model=model
     )
     page = open_playground(console, assistant_id)
     send(page, "Plot something")
