@@ -85,6 +85,10 @@ def test_no_key_is_needed_in_open_mode(
 
 def test_every_section_by_keyboard_alone(console: Console) -> None:
     page = console.page
+    # Start from the top of a fresh page: after signing in, Tab would go on from where the
+    # sign-in form was, into the playground that replaced it.
+    page.reload()
+    expect(page.get_by_role("heading", name="Playground")).to_be_visible()
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     for name in SECTIONS[1:]:
