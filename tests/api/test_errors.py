@@ -301,7 +301,7 @@ def test_openai_beta_header_accepted_but_not_required(
         ("POST", "/v1/nope"),
         ("GET", "/v1/assistants/asst_x/extra"),
         ("GET", "/v2/assistants"),
-        ("GET", "/"),
+        ("GET", "/nope"),  # "/" itself redirects to the console
     ],
 )
 def test_unknown_route(server: LiveServer, http: httpx.Client, method: str, path: str) -> None:
