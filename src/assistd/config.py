@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     sandbox_dir: Path | None = Field(
         default=None, description="Threads' sandbox directories; default data_dir/sandboxes."
     )
+    sandbox_environment: Path | None = Field(
+        default=None,
+        description="The sandbox's own Python environment (made by scripts/ensure-sandbox DIR); "
+        "default .venv-sandbox beside the server's environment.",
+    )
     sandbox_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Wall-clock limit of one code_interpreter execution."
     )

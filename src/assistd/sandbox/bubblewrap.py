@@ -212,9 +212,13 @@ def unavailable_reason(environment: Path | None = None, bwrap: str = "bwrap") ->
     executable = shutil.which(bwrap)
     if executable is None:
         return "bwrap is not installed (Debian: apt-get install bubblewrap)"
-    python = (environment or default_environment()) / "bin" / "python"
-    if not python.exists():
-        return f"the sandbox's Python environment is missing ({python}): run scripts/ensure-sandbox"
+    environment = environment or default_environment()
+    if not (environment / "bin" / "python").exists():
+        return (
+            f"the sandbox's Python environment {environment} is missing: make it with "
+            f"`scripts/ensure-sandbox {environment}` (in assistd's source tree), or point "
+            "ASSISTD_SANDBOX_ENVIRONMENT at one"
+        )
     if os.geteuid() == 0 and not Path("/usr/bin/setpriv").exists():
         return "setpriv (util-linux) is missing"
     argv = [executable, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from assistd.backends.factory import build_registry
+from assistd.backends.local_model import BUNDLED_NAME
 from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings
 from assistd.embeddings.base import EmbedderRegistry
@@ -98,6 +99,7 @@ class Services:
         if settings.code_interpreter:
             sandbox = BubblewrapSandbox(
                 settings.resolved_sandbox_dir,
+                environment=settings.sandbox_environment,
                 memory_mb=settings.sandbox_memory_mb,
                 timeout_seconds=settings.sandbox_timeout_seconds,
                 idle_seconds=settings.sandbox_idle_seconds,
@@ -189,10 +191,15 @@ class Services:
 
     async def _prepare(self) -> None:
         await self.db.migrate()
+        missing = self.registry.missing.get(BUNDLED_NAME)
+        if missing is not None:
+            logger.warning("%s; until then, requests for it answer 400", missing)
         if self.code_interpreter is not None:
             # Checked once, off the event loop (it runs bwrap); runs still offer the tool,
             # and its calls answer with the reason, so the user sees why nothing ran.
-            reason = await asyncio.to_thread(bubblewrap.unavailable_reason)
+            reason = await asyncio.to_thread(
+                bubblewrap.unavailable_reason, self.settings.sandbox_environment
+            )
             if reason is not None:
                 logger.warning("code_interpreter cannot run here: %s", reason)
             self.code_interpreter.unavailable = reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from assistd.backends.local_model import BUNDLED_INSTALL, BUNDLED_NAME
 from assistd.backends.registry import BackendRegistry
 from assistd.errors import NotFoundError
 from assistd.protocol.models import AliasModelObject, ModelList, ModelObject
@@ -34,12 +35,22 @@ class ModelService:
         served = (
             [Listed(r.id, r.owned_by, r.alias_of) for r in registry.listed()] if registry else []
         )
+        # What /healthz says of the bundled model: nothing when it is off (or the registry was
+        # not built from settings), else whether its package is installed.
+        self.embedded: str | None = None
+        if registry is not None and BUNDLED_NAME in registry.missing:
+            self.embedded = f"missing: {BUNDLED_INSTALL}"
+        elif registry is not None and BUNDLED_NAME in registry.routes:
+            self.embedded = "installed"
         by_id = {m.id: m for m in [*served, *extra]}
         self._models: dict[str, ModelObject] = {}
         for model_id in model_ids:
             self._models[model_id] = _wire(by_id.get(model_id, Listed(model_id, "assistd")))
         for listed in by_id.values():
             self._models.setdefault(listed.id, _wire(listed))
+
+    def health(self) -> dict[str, str]:
+        return {} if self.embedded is None else {"embedded_model": self.embedded}
 
     def list(self) -> ModelList:
         return ModelList(data=list(self._models.values()))
