@@ -22,6 +22,7 @@ from assistd.http.routes import (
     models,
     runs,
     threads,
+    usage,
     vector_store_files,
     vector_store_search,
     vector_stores,
@@ -96,6 +97,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         vector_stores.router,
         vector_store_files.router,
         vector_store_search.router,
+        usage.router,
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)

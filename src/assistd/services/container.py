@@ -32,6 +32,7 @@ from assistd.services.models import Listed, ModelService
 from assistd.services.run_steps import RunStepService
 from assistd.services.runs import RunService, RunSettings
 from assistd.services.threads import ThreadService
+from assistd.services.usage import UsageService
 from assistd.services.vector_store_files import VectorStoreFileService
 from assistd.services.vector_store_search import VectorStoreSearchService
 from assistd.services.vector_stores import VectorStoreService
@@ -69,6 +70,7 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_files: VectorStoreFileService
     vector_store_search: VectorStoreSearchService
+    usage: UsageService
     # None when ASSISTD_CODE_INTERPRETER is off.
     code_interpreter: CodeInterpreterTool | None = None
 
@@ -136,6 +138,9 @@ class Services:
                 embedding_model=settings.file_search_embedding_model,
             ),
         )
+        usage = UsageService(db, settings.project_token_budgets)
+        # Only projects with a budget pay for the check (a read per new run or completion).
+        check_budget = usage.check_budget if usage.budgets else None
         run_settings = RunSettings(
             expires_seconds=settings.run_expires_seconds,
             stream_idle_seconds=settings.stream_keepalive_seconds,
@@ -157,12 +162,15 @@ class Services:
             bus=bus,
             registry=registry,
             worker=worker,
-            runs=RunService(db, bus, queue, registry, run_settings),
+            runs=RunService(db, bus, queue, registry, run_settings, check_budget=check_budget),
             run_steps=RunStepService(db),
             embedders=embedders,
             embeddings=EmbeddingService(embedders),
             chat=ChatService(
-                registry, AssistantChat(db, registry, tool_registry, code_interpreter)
+                registry,
+                AssistantChat(db, registry, tool_registry, code_interpreter),
+                check_budget=check_budget,
+                record_usage=usage.record,
             ),
             chunk_index=chunk_index,
             ingestion=ingestion,
@@ -171,6 +179,7 @@ class Services:
             vector_store_search=VectorStoreSearchService(
                 db, embedders, chunk_index, embedding_model=settings.file_search_embedding_model
             ),
+            usage=usage,
             code_interpreter=code_interpreter,
         )
 

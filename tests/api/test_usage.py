@@ -1,0 +1,175 @@
+"""Usage accounting (``GET /v1/usage``, ``assistd usage``), project token budgets and
+per-key request rate limits."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from assistd.backends.base import Usage
+from assistd.backends.scripted import text_reply, tool_reply
+from assistd.cli import main as cli_main
+from tests.api.run_support import fn_tool, new_model, wait_run
+from tests.conftest import ClientFactory, LiveServer, raw_client
+
+USER: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def utc_today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def usage_rows(http: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    response = http.get("/usage", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    rows: list[dict[str, Any]] = body["data"]
+    for row in rows:
+        assert set(row) == {
+            "object",
+            "date",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "requests",
+        }
+        assert row["object"] == "usage.daily"
+        assert row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"]
+    return rows
+
+
+def two_turn_run(client: openai.OpenAI, server: LiveServer, model: str) -> None:
+    """A run whose model calls a function (80 + 15 tokens), then answers (21 + 9)."""
+    server.scripted.queue(
+        tool_reply(("get_weather", {"city": "Paris"}), usage=Usage(80, 15)),
+        text_reply("It is 18°C and sunny in Paris.", usage=Usage(21, 9)),
+        model=model,
+    )
+    tools: Any = [fn_tool("get_weather", city="string")]
+    assistant = client.beta.assistants.create(model=model, tools=tools)
+    thread = client.beta.threads.create(messages=USER)
+    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    run = wait_run(client, run, {"requires_action"})
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    final = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "18C"}],
+    )
+    assert final.status == "completed"
+    assert final.usage is not None
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (101, 24)
+
+
+def test_runs_and_chat_completions_are_counted_per_model_and_day(
+    client: openai.OpenAI, server: LiveServer, http: httpx.Client, make_client: ClientFactory
+) -> None:
+    model, other = new_model(), new_model()
+    day_before = utc_today()
+    two_turn_run(client, server, model)
+    # A non-streamed completion of the run's model, and a streamed one of another model
+    # without include_usage: both counted all the same.
+    server.scripted.queue(text_reply("Sunny.", usage=Usage(11, 4)), model=model)
+    client.chat.completions.create(model=model, messages=USER)
+    server.scripted.queue(text_reply("Mild.", usage=Usage(9, 6)), model=other)
+    stream = client.chat.completions.create(model=other, messages=USER, stream=True)
+    with stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Mild."
+    day_after = utc_today()
+
+    rows = usage_rows(http)
+    assert {r["date"] for r in rows} <= {day_before, day_after}
+    by_model = {r["model"]: r for r in rows}
+    assert set(by_model) == {model, other}
+    # The run's two turns (80+15, 21+9) and the completion (11+4), each counted once.
+    assert by_model[model]["prompt_tokens"] == 112
+    assert by_model[model]["completion_tokens"] == 28
+    assert by_model[model]["requests"] == 3
+    assert by_model[other]["prompt_tokens"] == 9
+    assert by_model[other]["completion_tokens"] == 6
+    assert by_model[other]["requests"] == 1
+
+    # Filters: by model, by date range.
+    (only,) = usage_rows(http, model=other)
+    assert only["model"] == other
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert usage_rows(http, start_date=tomorrow) == []
+    assert len(usage_rows(http, start_date=day_before, end_date=day_after)) == 2
+
+    # Another project never sees this one's usage (and has none of its own).
+    stranger = make_client()
+    with raw_client(server, stranger.api_key) as other_http:
+        assert usage_rows(other_http) == []
+
+
+def test_usage_dates_are_validated(http: httpx.Client) -> None:
+    for param in ("start_date", "end_date"):
+        response = http.get("/usage", params={param: "2024-13-45"})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == param
+        assert error["type"] == "invalid_request_error"
+    response = http.get("/usage", params={"start_date": "2024-05-02", "end_date": "2024-05-01"})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "end_date"
+
+
+def test_cli_prints_the_same_numbers(
+    client: openai.OpenAI,
+    server: LiveServer,
+    http: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = new_model()
+    two_turn_run(client, server, model)
+    project = server.call(server.services.auth.project_for(f"Bearer {client.api_key}"))
+    (row,) = usage_rows(http)
+
+    for name in [n for n in os.environ if n.startswith("ASSISTD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ASSISTD_DATA_DIR", str(server.settings.data_dir))
+    monkeypatch.setenv("ASSISTD_LOG_LEVEL", "warning")
+    if server.settings.database_url:
+        monkeypatch.setenv("ASSISTD_DATABASE_URL", server.settings.database_url)
+
+    assert cli_main(["usage", "--project", project, "--json"]) == 0
+    (printed,) = json.loads(capsys.readouterr().out)
+    assert printed == {
+        "date": row["date"],
+        "project": project,
+        "model": model,
+        "prompt_tokens": 101,
+        "completion_tokens": 24,
+        "total_tokens": 125,
+        "requests": 2,
+    }
+
+    assert cli_main(["usage", "--project", project, "--since", row["date"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "DATE",
+        "PROJECT",
+        "MODEL",
+        "PROMPT",
+        "COMPLETION",
+        "TOTAL",
+        "REQUESTS",
+    ]
+    assert lines[1].split() == [row["date"], project, model, "101", "24", "125", "2"]
+    assert lines[2].split() == ["total", "101", "24", "125", "2"]
+
+    # A range after today: nothing but the header and a zero total.
+    later = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    assert cli_main(["usage", "--project", project, "--since", later, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
