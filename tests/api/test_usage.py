@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from assistd.backends.base import Usage
 from assistd.backends.scripted import text_reply, tool_reply
 from assistd.cli import main as cli_main
+from assistd.config import Settings
+from assistd.services.ratelimit import LocalBuckets
 from tests.api.run_support import fn_tool, new_model, wait_run
 from tests.conftest import ClientFactory, LiveServer, raw_client
 
@@ -173,3 +177,192 @@ def test_cli_prints_the_same_numbers(
     later = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     assert cli_main(["usage", "--project", project, "--since", later, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+# ---- budgets -----------------------------------------------------------------------------
+
+BUDGET = 100
+
+
+@pytest.fixture(scope="module")
+def budgeted(
+    backend: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, str]]:
+    """A server where one project may use ``BUDGET`` tokens a month."""
+    project = "proj_budget_" + secrets.token_hex(4)
+    settings = backend.model_copy(
+        update={
+            "data_dir": tmp_path_factory.mktemp("budget"),
+            "project_token_budgets": {project: BUDGET},
+        }
+    )
+    live = LiveServer(settings).start()
+    try:
+        yield live, project
+    finally:
+        live.stop()
+
+
+def sdk(live: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=live.base_url, api_key=key, max_retries=0, _strict_response_validation=True
+    )
+
+
+def assert_quota_error(exc: pytest.ExceptionInfo[openai.RateLimitError]) -> None:
+    assert exc.value.status_code == 429
+    assert exc.value.body == {
+        "message": "You exceeded your current quota, please check your plan and billing "
+        "details. For more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+    assert exc.value.code == "insufficient_quota"
+    assert exc.value.type == "insufficient_quota"
+
+
+def test_spent_budget_refuses_new_runs_and_completions(
+    budgeted: tuple[LiveServer, str],
+) -> None:
+    live, project = budgeted
+    model = new_model()
+    client = sdk(live, live.new_key(project))
+    # A run that waits for a tool output: in flight when the budget runs out.
+    live.scripted.queue(
+        tool_reply(("get_weather", {"city": "Paris"}), usage=Usage(30, 10)),
+        text_reply("18°C.", usage=Usage(5, 5)),
+        model=model,
+    )
+    tools: Any = [fn_tool("get_weather", city="string")]
+    assistant = client.beta.assistants.create(model=model, tools=tools)
+    thread = client.beta.threads.create(messages=USER)
+    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    run = wait_run(client, run, {"requires_action"})
+    # 40 used; this completion brings the month to 110, past the budget of 100.
+    chat_model = new_model()  # its own script: the run's next reply stays queued
+    live.scripted.queue(text_reply("Sunny.", usage=Usage(50, 20)), model=chat_model)
+    client.chat.completions.create(model=chat_model, messages=USER)
+
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model=chat_model, messages=USER)
+    assert_quota_error(exc)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model=chat_model, messages=USER, stream=True)
+    assert_quota_error(exc)
+    other_thread = client.beta.threads.create(messages=USER)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.beta.threads.runs.create(other_thread.id, assistant_id=assistant.id)
+    assert_quota_error(exc)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.beta.threads.create_and_run(assistant_id=assistant.id)
+    assert_quota_error(exc)
+
+    # The run in flight is not cut off: its tool output is taken and it completes.
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    final = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "18"}]
+    )
+    assert final.status == "completed"
+    with raw_client(live, client.api_key) as http:
+        by_model = {r["model"]: r for r in usage_rows(http)}
+    counted = {
+        m: (r["prompt_tokens"], r["completion_tokens"], r["requests"]) for m, r in by_model.items()
+    }
+    assert counted == {model: (35, 15, 2), chat_model: (50, 20, 1)}
+
+    # Projects without a budget are not limited.
+    free = sdk(live, live.new_key("proj_free_" + secrets.token_hex(4)))
+    live.scripted.queue(text_reply("Fine.", usage=Usage(500, 500)), model=model)
+    live.scripted.queue(text_reply("Still fine."), model=model)
+    free.chat.completions.create(model=model, messages=USER)
+    answer = free.chat.completions.create(model=model, messages=USER)
+    assert answer.choices[0].message.content == "Still fine."
+    client.close()
+    free.close()
+
+
+# ---- rate limits -------------------------------------------------------------------------
+
+
+class FrozenClock:
+    """The rate limiter's clock: still unless a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def rate_limited(
+    backend: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, FrozenClock]]:
+    """A server allowing 3 requests a minute per key, on a clock that does not move."""
+    settings = backend.model_copy(
+        update={"data_dir": tmp_path_factory.mktemp("rpm"), "rate_limit_rpm": 3}
+    )
+    live = LiveServer(settings)
+    clock = FrozenClock()
+    live.services.rate_limiter = LocalBuckets(3, clock=clock)
+    live.start()
+    try:
+        yield live, clock
+    finally:
+        live.stop()
+
+
+def test_fourth_request_in_a_minute_is_rate_limited(
+    rate_limited: tuple[LiveServer, FrozenClock],
+) -> None:
+    live, clock = rate_limited
+    project = "proj_rpm_" + secrets.token_hex(4)
+    key = live.new_key(project)
+    with raw_client(live, key) as http:
+        for remaining in (2, 1, 0):
+            response = http.get("/models")
+            assert response.status_code == 200, response.text
+            assert response.headers["x-ratelimit-limit-requests"] == "3"
+            assert response.headers["x-ratelimit-remaining-requests"] == str(remaining)
+            assert "retry-after" not in response.headers
+        # Empty after 3: full again in a minute, one more request in 20 seconds.
+        assert response.headers["x-ratelimit-reset-requests"] == "1m0s"
+        response = http.get("/models")
+        assert response.status_code == 429
+        assert response.json() == {
+            "error": {
+                "message": f"Rate limit reached for requests in project {project} on requests "
+                "per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+        assert response.headers["retry-after"] == "20"
+        assert response.headers["x-ratelimit-limit-requests"] == "3"
+        assert response.headers["x-ratelimit-remaining-requests"] == "0"
+        assert response.headers["x-ratelimit-reset-requests"] == "1m0s"
+
+    client = sdk(live, key)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.models.list()
+    assert exc.value.code == "rate_limit_exceeded"
+    assert exc.value.type == "requests"
+    # Each key has its own bucket, even in the same project.
+    with raw_client(live, live.new_key(project)) as other:
+        assert other.get("/models").status_code == 200
+    # 20 seconds later one request is allowed again, and only one.
+    clock.now += 20
+    assert client.models.list().data
+    with pytest.raises(openai.RateLimitError):
+        client.models.list()
+    client.close()
+
+
+def test_no_rate_limit_headers_when_limits_are_off(http: httpx.Client) -> None:
+    response = http.get("/models")
+    assert response.status_code == 200
+    assert not [h for h in response.headers if h.startswith("x-ratelimit")]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from assistd.config import Settings
-from assistd.http.deps import ProjectHeader
+from assistd.http.deps import ProjectHeader, RateLimitHeaders
 from assistd.http.errors import install_error_handlers
 from assistd.http.routes import (
     assistants,
@@ -104,4 +104,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(models.health)
     mount_console(app)
     app.add_middleware(ProjectHeader)
+    if services.rate_limiter is not None:
+        # Only with limits on: otherwise no request pays for this layer.
+        app.add_middleware(RateLimitHeaders)
     return app

@@ -29,6 +29,7 @@ from assistd.services.embeddings import EmbeddingService
 from assistd.services.files import FileService
 from assistd.services.messages import MessageService
 from assistd.services.models import Listed, ModelService
+from assistd.services.ratelimit import RequestLimiter, build_limiter
 from assistd.services.run_steps import RunStepService
 from assistd.services.runs import RunService, RunSettings
 from assistd.services.threads import ThreadService
@@ -73,6 +74,8 @@ class Services:
     usage: UsageService
     # None when ASSISTD_CODE_INTERPRETER is off.
     code_interpreter: CodeInterpreterTool | None = None
+    # None when ASSISTD_RATE_LIMIT_RPM is unset.
+    rate_limiter: RequestLimiter | None = None
 
     @classmethod
     def build(
@@ -181,6 +184,9 @@ class Services:
             ),
             usage=usage,
             code_interpreter=code_interpreter,
+            rate_limiter=build_limiter(
+                settings.rate_limit_rpm, settings.redis_url, settings.redis_prefix
+            ),
         )
 
     async def start(self) -> None:
@@ -219,4 +225,6 @@ class Services:
             await self.code_interpreter.sandbox.aclose()
         await self.registry.aclose()
         await self.embedders.aclose()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aclose()
         await self.db.dispose()
