@@ -3,6 +3,7 @@ per-key request rate limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -366,3 +367,32 @@ def test_no_rate_limit_headers_when_limits_are_off(http: httpx.Client) -> None:
     response = http.get("/models")
     assert response.status_code == 200
     assert not [h for h in response.headers if h.startswith("x-ratelimit")]
+
+
+def test_redis_buckets_are_shared_by_processes() -> None:
+    """Two limiters on one Redis prefix (two API processes) draw from one bucket per key."""
+    from redis.asyncio import Redis
+
+    from assistd.services.ratelimit import RedisBuckets
+    from tests.redis_support import redis_prefix, redis_url
+
+    clock = FrozenClock()
+
+    async def scenario(prefix: str) -> list[bool]:
+        first = RedisBuckets(Redis.from_url(redis_url()), 3, prefix=prefix, clock=clock)
+        second = RedisBuckets(Redis.from_url(redis_url()), 3, prefix=prefix, clock=clock)
+        try:
+            taken = [(await limiter.take("k")).allowed for limiter in (first, second, first)]
+            denied = await second.take("k")
+            assert (denied.allowed, denied.remaining, denied.retry_after) == (False, 0, 20.0)
+            taken.append((await first.take("other")).allowed)  # another key: its own bucket
+            clock.now += 20
+            taken.append((await second.take("k")).allowed)
+            taken.append((await first.take("k")).allowed)
+            return taken
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    with redis_prefix() as prefix:
+        assert asyncio.run(scenario(prefix)) == [True, True, True, True, True, False]
