@@ -1,21 +1,25 @@
-"""Command line: ``assistd serve | worker | migrate | keys create``."""
+"""Command line: ``assistd serve | worker | migrate | keys create | usage``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
 import socket
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from assistd.config import Settings
 from assistd.services.auth import AuthService
+from assistd.store import usage
 from assistd.store.database import Database
+from assistd.store.records import UsageDay
 
 
 class ConfigurationError(Exception):
@@ -67,6 +71,68 @@ async def _create_key(settings: Settings, project: str) -> str:
         return await AuthService(db, []).create_key(project)
     finally:
         await db.dispose()
+
+
+async def _usage(
+    settings: Settings, project: str | None, since: date | None, until: date | None
+) -> list[UsageDay]:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        async with db.read() as conn:
+            return await usage.daily(conn, project, start=since, end=until)
+    finally:
+        await db.dispose()
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def print_usage(rows: list[UsageDay], *, as_json: bool) -> None:
+    """The rows as JSON lines' worth of objects, or as a table with a total line."""
+    if as_json:
+        data = [
+            {
+                "date": r.day.isoformat(),
+                "project": r.project,
+                "model": r.model,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "total_tokens": r.prompt_tokens + r.completion_tokens,
+                "requests": r.requests,
+            }
+            for r in rows
+        ]
+        print(json.dumps(data, indent=2))
+        return
+    header = ("DATE", "PROJECT", "MODEL", "PROMPT", "COMPLETION", "TOTAL", "REQUESTS")
+    table = [header] + [
+        (
+            r.day.isoformat(),
+            r.project,
+            r.model,
+            str(r.prompt_tokens),
+            str(r.completion_tokens),
+            str(r.prompt_tokens + r.completion_tokens),
+            str(r.requests),
+        )
+        for r in rows
+    ]
+    prompt = sum(r.prompt_tokens for r in rows)
+    completion = sum(r.completion_tokens for r in rows)
+    total = ("total", "", "", str(prompt), str(completion), str(prompt + completion))
+    table.append((*total, str(sum(r.requests for r in rows))))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = [
+            cell.ljust(w) if i < 3 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
 
 
 def check_scale_out(settings: Settings, *, processes: int, worker: bool = False) -> None:
@@ -158,6 +224,11 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key; prints it once")
     create.add_argument("--project", required=True, help="project the key belongs to")
+    usage_cmd = sub.add_parser("usage", help="token usage per project, model and UTC day")
+    usage_cmd.add_argument("--project", help="only this project (default: all)")
+    usage_cmd.add_argument("--since", type=_day, help="first UTC day, YYYY-MM-DD (inclusive)")
+    usage_cmd.add_argument("--until", type=_day, help="last UTC day, YYYY-MM-DD (inclusive)")
+    usage_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -187,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
             print("migrations applied")
+        elif args.command == "usage":
+            rows = asyncio.run(_usage(settings, args.project, args.since, args.until))
+            print_usage(rows, as_json=args.json)
         else:
             print(asyncio.run(_create_key(settings, args.project)))
     except ConfigurationError as exc:

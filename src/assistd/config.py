@@ -189,6 +189,19 @@ class Settings(BaseSettings):
         default=1024, ge=64, description="Address space of each process in a sandbox."
     )
 
+    project_token_budgets: dict[str, int] = Field(
+        default_factory=dict,
+        description="Tokens (prompt + completion) each named project may use per UTC "
+        'calendar month, as JSON ({"proj_a": 1000000}); once spent, new runs and chat '
+        "completions get 429 insufficient_quota. Projects not named have no budget.",
+    )
+    rate_limit_rpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests per minute each API key may make (a token bucket: bursts up to "
+        "the limit); over it, 429 rate_limit_exceeded. Unset: no limit.",
+    )
+
     @field_validator("api_keys", "models", mode="before")
     @classmethod
     def _join_lists(cls, value: Any) -> Any:

@@ -7,6 +7,8 @@
     ├── NotFoundError             404 invalid_request_error
     ├── PayloadTooLargeError      413 invalid_request_error
     └── RateLimitError            429 rate_limit_exceeded
+        ├── QuotaExceededError    429 insufficient_quota (a project's token budget)
+        └── RequestRateLimitError 429 requests / rate_limit_exceeded (a key's RPM)
 
 Services raise them; ``assistd.http.errors`` maps them to OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` in exactly one place.
@@ -68,6 +70,35 @@ class PayloadTooLargeError(APIError):
 class RateLimitError(APIError):
     status_code = 429
     error_type = "rate_limit_exceeded"
+
+
+class QuotaExceededError(RateLimitError):
+    """A project spent its token budget: OpenAI's answer to an account out of credit."""
+
+    error_type = "insufficient_quota"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You exceeded your current quota, please check your plan and billing details. "
+            "For more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            code="insufficient_quota",
+        )
+
+
+class RequestRateLimitError(RateLimitError):
+    """A key made more requests per minute than allowed (OpenAI's type ``requests``)."""
+
+    error_type = "requests"
+
+    def __init__(self, project: str, limit: int, retry_after: float) -> None:
+        super().__init__(
+            f"Rate limit reached for requests in project {project} on requests per min "
+            f"(RPM): Limit {limit}, Used {limit}, Requested 1. Please try again in "
+            f"{retry_after:.3g}s.",
+            code="rate_limit_exceeded",
+        )
+        self.retry_after = retry_after
 
 
 def not_found(kind: str, object_id: str, *, param: str | None = None) -> NotFoundError:

@@ -48,8 +48,8 @@ from assistd.executor.turn import (
     total_usage,
 )
 from assistd.protocol.runs import TERMINAL_STATUSES, RunStatus
-from assistd.store import messages, run_steps, runs
-from assistd.store.database import Database
+from assistd.store import messages, run_steps, runs, usage
+from assistd.store.database import Connection, Database
 from assistd.store.records import Run
 from assistd.store.tool_calls import ToolCall
 from assistd.tools.base import ToolRegistry, ToolScope
@@ -211,7 +211,7 @@ class RunExecutor:
             finally:
                 self._streaming.pop(run.id, None)
             following = await self.resolve(run, turn, recorder, outcome)
-            await self._advance(run, turn, recorder, following)
+            await self._advance(run, turn, recorder, following, usage_dict(outcome.usage))
             if not isinstance(following, RunAgain):
                 return
 
@@ -315,18 +315,33 @@ class RunExecutor:
         )
         return RequiresAction(functions, total)
 
-    async def _advance(self, run: Run, turn: Turn, recorder: Recorder, following: NextStep) -> None:
-        """Move the run as ``resolve`` decided."""
+    async def _advance(
+        self,
+        run: Run,
+        turn: Turn,
+        recorder: Recorder,
+        following: NextStep,
+        used: dict[str, int],
+    ) -> None:
+        """Move the run as ``resolve`` decided; the turn's ``used`` tokens are counted in
+        the project's daily usage in the same transaction (``run.usage`` is cumulative:
+        only this turn's tokens are added)."""
         if isinstance(following, RunAgain):
             async with self.db.write() as conn:
                 await runs.set_usage(conn, run.id, following.usage)
+                await _count(conn, run, used)
         elif isinstance(following, Finish) and following.status == "incomplete":
-            await self._end(
-                run.id,
-                "incomplete",
-                usage=following.usage,
-                incomplete_details={"reason": "max_completion_tokens"},
-            )
+            async with self.db.write() as conn:
+                changes = await transition(
+                    conn,
+                    run.id,
+                    "incomplete",
+                    usage=following.usage,
+                    incomplete_details={"reason": "max_completion_tokens"},
+                )
+                await _count(conn, run, used)
+            if changes is not None:
+                await self.emit.changes(changes)
         elif isinstance(following, Finish):
             # The last turn: the message, its step and the run end in one transaction.
             closing = turn.accumulator.close_message("completed")
@@ -334,14 +349,17 @@ class RunExecutor:
                 if closing is not None:
                     await recorder.close_message_in(conn, closing)
                 changes = await transition(conn, run.id, "completed", usage=following.usage)
+                await _count(conn, run, used)
             if closing is not None:
                 await recorder.emit_closed_message()
             if changes is not None:
                 await self.emit.changes(changes)
         else:
-            await self._require_action(run, following)
+            await self._require_action(run, following, used)
 
-    async def _require_action(self, run: Run, following: RequiresAction) -> None:
+    async def _require_action(
+        self, run: Run, following: RequiresAction, used: dict[str, int]
+    ) -> None:
         required = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
@@ -364,6 +382,7 @@ class RunExecutor:
                 usage=following.usage,
                 expires_at=clock.now() + self.config.expires_seconds,
             )
+            await _count(conn, run, used)
         if changes is None:
             raise _Cancelled
         await self.emit.run(changes.run)
@@ -386,6 +405,19 @@ class RunExecutor:
             )
             ordinals[kind] += 1
         return done
+
+
+async def _count(conn: Connection, run: Run, used: dict[str, int]) -> None:
+    """Add a model call's tokens to the project's usage, whether or not the run's own
+    transition took (a run cancelled meanwhile still spent them)."""
+    await usage.add(
+        conn,
+        run.project,
+        run.model,
+        usage.day_of(clock.now()),
+        prompt_tokens=used["prompt_tokens"],
+        completion_tokens=used["completion_tokens"],
+    )
 
 
 def _effects(effect: CloseMessage | None) -> list[Effect]:

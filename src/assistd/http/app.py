@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from assistd.config import Settings
-from assistd.http.deps import ProjectHeader
+from assistd.http.deps import ProjectHeader, RateLimitHeaders
 from assistd.http.errors import install_error_handlers
 from assistd.http.routes import (
     assistants,
@@ -22,6 +22,7 @@ from assistd.http.routes import (
     models,
     runs,
     threads,
+    usage,
     vector_store_files,
     vector_store_search,
     vector_stores,
@@ -96,10 +97,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         vector_stores.router,
         vector_store_files.router,
         vector_store_search.router,
+        usage.router,
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(models.health)
     mount_console(app)
     app.add_middleware(ProjectHeader)
+    if services.rate_limiter is not None:
+        # Only with limits on: otherwise no request pays for this layer.
+        app.add_middleware(RateLimitHeaders)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, TypeVar
 
@@ -10,9 +12,10 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistd.errors import InvalidRequestError, PayloadTooLargeError
+from assistd.errors import InvalidRequestError, PayloadTooLargeError, RequestRateLimitError
 from assistd.http.validation import to_api_error
 from assistd.services.container import Services
+from assistd.services.ratelimit import Decision
 from assistd.store.repository import PageQuery
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,9 +39,59 @@ async def get_services(request: Request) -> Services:
 
 
 async def get_project(request: Request) -> str:
-    project = await services_of(request).auth.project_for(request.headers.get("authorization"))
+    services = services_of(request)
+    authorization = request.headers.get("authorization")
+    project = await services.auth.project_for(authorization)
     request.state.project = project  # named in the response by ProjectHeader
+    limiter = services.rate_limiter
+    if limiter is not None:
+        # Limited per key, once the key is known to be valid (a flood of made-up keys
+        # gets 401s without filling the buckets).
+        key = hashlib.sha256((authorization or "").encode()).hexdigest()
+        decision = await limiter.take(key)
+        request.state.ratelimit = decision  # reported by RateLimitHeaders
+        if not decision.allowed:
+            raise RequestRateLimitError(project, decision.limit, decision.retry_after)
     return project
+
+
+def _duration(seconds: float) -> str:
+    """A duration as OpenAI's x-ratelimit-reset-* headers write it: "20ms", "6s", "1m0s"."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    whole = math.ceil(seconds)
+    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
+
+
+class RateLimitHeaders:
+    """Adds OpenAI's ``x-ratelimit-*-requests`` headers (and ``retry-after`` on a 429) to
+    each response of a rate-limited request. Installed only when limits are on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def reported(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision: Decision | None = scope.get("state", {}).get("ratelimit")
+                if decision is not None:
+                    headers = [
+                        *message.get("headers", []),
+                        (b"x-ratelimit-limit-requests", str(decision.limit).encode()),
+                        (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
+                        (b"x-ratelimit-reset-requests", _duration(decision.reset_seconds).encode()),
+                    ]
+                    if not decision.allowed:
+                        retry = max(1, math.ceil(decision.retry_after))
+                        headers.append((b"retry-after", str(retry).encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, reported)
 
 
 class ProjectHeader:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -88,10 +88,23 @@ class PlainAnswer:
         return CompletionMessage(content=self.relay.content(), tool_calls=calls or None)
 
 
+# Counts a finished completion: (project, model, usage).
+UsageRecorder = Callable[[str, str, CompletionUsage], Awaitable[None]]
+
+
 class ChatService:
-    def __init__(self, registry: BackendRegistry, assistants: AssistantChat) -> None:
+    def __init__(
+        self,
+        registry: BackendRegistry,
+        assistants: AssistantChat,
+        *,
+        check_budget: Callable[[str], Awaitable[None]] | None = None,
+        record_usage: UsageRecorder | None = None,
+    ) -> None:
         self.registry = registry
         self.assistants = assistants
+        self.check_budget = check_budget
+        self.record_usage = record_usage
 
     async def create(
         self, project: str, body: CreateChatCompletionRequest, *, files_url: str
@@ -104,9 +117,12 @@ class ChatService:
         Raises:
             APIError: invalid or unsupported parameters, an unknown assistant (400), an
                 unknown model (404), or the model call failing before anything was sent
-                (429, 400 or 500).
+                (429, 400 or 500); the project's token budget spent (429
+                ``insufficient_quota``).
         """
         _check(body)
+        if self.check_budget is not None:
+            await self.check_budget(project)
         completion_id = new_completion_id()
         answer: Answer
         if body.assistant is not None:
@@ -140,11 +156,19 @@ class ChatService:
                 single_call=body.parallel_tool_calls is False,
             )
             answer = PlainAnswer(body.model, route, request, relay)
-        return await self._deliver(completion_id, body, answer)
+        return await self._deliver(project, completion_id, body, answer)
 
     async def _deliver(
-        self, completion_id: str, body: CreateChatCompletionRequest, answer: Answer
+        self, project: str, completion_id: str, body: CreateChatCompletionRequest, answer: Answer
     ) -> ChatCompletionObject | ChatStream:
+        record = self.record_usage
+        on_usage = None
+        if record is not None:
+            model = answer.model
+
+            async def on_usage(usage: CompletionUsage) -> None:
+                await record(project, model, usage)
+
         created = clock.now()
         deltas = answer.deltas()
         handed_over = False
@@ -161,6 +185,7 @@ class ChatService:
                     first=first,
                     finish=answer.finish,
                     usage=answer.usage,
+                    on_usage=on_usage,
                 )
                 handed_over = True  # the stream closes it from now on
                 return stream
@@ -176,6 +201,8 @@ class ChatService:
                     await deltas.aclose()
         # Off the event loop: without the backend's usage, this tokenizes the whole prompt.
         usage = await asyncio.to_thread(answer.usage)
+        if on_usage is not None:
+            await on_usage(usage)
         return ChatCompletionObject(
             id=completion_id,
             created=created,

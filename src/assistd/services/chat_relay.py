@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +192,8 @@ class ChatStream:
     bad prompt, unreachable upstream) be a plain HTTP error; after that, failures can only
     be reported in the stream. ``aclose`` stops the model call however far it got.
     ``finish`` and ``usage`` are read once the deltas are spent (``usage`` may tokenize
-    the prompt: it runs in a thread).
+    the prompt: it runs in a thread). ``on_usage`` is given the usage of a stream that
+    ended normally (the project's usage accounting; this module stays free of the store).
     """
 
     id: str
@@ -203,6 +204,7 @@ class ChatStream:
     first: ChunkDelta | None
     finish: Callable[[], FinishReason]
     usage: Callable[[], CompletionUsage]
+    on_usage: Callable[[CompletionUsage], Awaitable[None]] | None = None
 
     def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(
@@ -227,8 +229,16 @@ class ChatStream:
                 yield ChatErrorEvent(APIError(INTERNAL_ERROR).to_dict())
                 return
         yield self._event(self._chunk(ChunkDelta(), self.finish()))
+        if not self.include_usage and self.on_usage is None:
+            return
+        usage = await asyncio.to_thread(self.usage)
+        if self.on_usage is not None:
+            try:
+                await self.on_usage(usage)
+            except Exception:
+                # The answer was delivered: a failed count must not turn it into an error.
+                logger.exception("chat completion %s: usage not recorded", self.id)
         if self.include_usage:
-            usage = await asyncio.to_thread(self.usage)
             yield self._event(
                 ChatCompletionChunk(
                     id=self.id, created=self.created, model=self.model, choices=[], usage=usage

@@ -30,9 +30,11 @@ from assistd.services.embeddings import EmbeddingService
 from assistd.services.files import FileService
 from assistd.services.messages import MessageService
 from assistd.services.models import Listed, ModelService
+from assistd.services.ratelimit import RequestLimiter, build_limiter
 from assistd.services.run_steps import RunStepService
 from assistd.services.runs import RunService, RunSettings
 from assistd.services.threads import ThreadService
+from assistd.services.usage import UsageService
 from assistd.services.vector_store_files import VectorStoreFileService
 from assistd.services.vector_store_search import VectorStoreSearchService
 from assistd.services.vector_stores import VectorStoreService
@@ -70,8 +72,11 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_files: VectorStoreFileService
     vector_store_search: VectorStoreSearchService
+    usage: UsageService
     # None when ASSISTD_CODE_INTERPRETER is off.
     code_interpreter: CodeInterpreterTool | None = None
+    # None when ASSISTD_RATE_LIMIT_RPM is unset.
+    rate_limiter: RequestLimiter | None = None
 
     @classmethod
     def build(
@@ -138,6 +143,9 @@ class Services:
                 embedding_model=settings.file_search_embedding_model,
             ),
         )
+        usage = UsageService(db, settings.project_token_budgets)
+        # Only projects with a budget pay for the check (a read per new run or completion).
+        check_budget = usage.check_budget if usage.budgets else None
         run_settings = RunSettings(
             expires_seconds=settings.run_expires_seconds,
             stream_idle_seconds=settings.stream_keepalive_seconds,
@@ -159,12 +167,15 @@ class Services:
             bus=bus,
             registry=registry,
             worker=worker,
-            runs=RunService(db, bus, queue, registry, run_settings),
+            runs=RunService(db, bus, queue, registry, run_settings, check_budget=check_budget),
             run_steps=RunStepService(db),
             embedders=embedders,
             embeddings=EmbeddingService(embedders),
             chat=ChatService(
-                registry, AssistantChat(db, registry, tool_registry, code_interpreter)
+                registry,
+                AssistantChat(db, registry, tool_registry, code_interpreter),
+                check_budget=check_budget,
+                record_usage=usage.record,
             ),
             chunk_index=chunk_index,
             ingestion=ingestion,
@@ -173,7 +184,11 @@ class Services:
             vector_store_search=VectorStoreSearchService(
                 db, embedders, chunk_index, embedding_model=settings.file_search_embedding_model
             ),
+            usage=usage,
             code_interpreter=code_interpreter,
+            rate_limiter=build_limiter(
+                settings.rate_limit_rpm, settings.redis_url, settings.redis_prefix
+            ),
         )
 
     async def start(self) -> None:
@@ -217,4 +232,6 @@ class Services:
             await self.code_interpreter.sandbox.aclose()
         await self.registry.aclose()
         await self.embedders.aclose()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aclose()
         await self.db.dispose()

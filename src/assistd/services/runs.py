@@ -6,7 +6,7 @@ run"; a partial unique index on active runs backs that up in the database itself
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +58,13 @@ class RunService:
         queue: RunQueue,
         registry: BackendRegistry,
         settings: RunSettings,
+        *,
+        check_budget: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
+        # Raises insufficient_quota when the project spent its token budget (new runs only:
+        # a run already going, or submitting tool outputs, is never cut off).
+        self.check_budget = check_budget
         self.bus = bus
         self.queue = queue
         self.registry = registry
@@ -165,6 +170,8 @@ class RunService:
         self, project: str, thread_id: str, request: CreateRunRequest
     ) -> tuple[RunObject, RunStream | None]:
         """Create and queue a run; with ``stream`` also an open event stream for it."""
+        if self.check_budget is not None:
+            await self.check_budget(project)
         run_id = ids.new_id("run")
         async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
             await lock_thread(conn, project, thread_id)
@@ -187,6 +194,8 @@ class RunService:
     async def create_thread_and_run(
         self, project: str, request: CreateThreadAndRunRequest
     ) -> tuple[RunObject, RunStream | None]:
+        if self.check_budget is not None:
+            await self.check_budget(project)
         run_id = ids.new_id("run")
         thread_request = request.thread or CreateThreadRequest()
         if request.tool_resources is not None:

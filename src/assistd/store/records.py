@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Self
 
 from assistd.protocol.runs import RunStatus
@@ -41,6 +42,18 @@ class ApiKey(Record):
     key_hash: str
     prefix: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDay(Record):
+    """Tokens one project used with one model on one UTC day."""
+
+    project: str
+    day: date
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    requests: int
 
 
 @dataclass(frozen=True, slots=True)

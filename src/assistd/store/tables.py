@@ -303,3 +303,16 @@ UNDECLARED_SEARCH_OBJECTS = frozenset(
         "ix_chunks_embedding_384",
     }
 )
+
+# Token usage per project, UTC day and model (migration 0005), added to by an upsert per
+# model call. The key's order makes "a project's usage since a date" one index range.
+usage_daily = sa.Table(
+    "usage_daily",
+    metadata,
+    sa.Column("project", sa.String(128), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("model", sa.String(256), primary_key=True),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+)
