@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistd.errors import InvalidRequestError, PayloadTooLargeError
 from assistd.http.validation import to_api_error
+from assistd.observability import logs
 from assistd.services.container import Services
 from assistd.store.repository import PageQuery
 
@@ -38,6 +39,8 @@ async def get_services(request: Request) -> Services:
 async def get_project(request: Request) -> str:
     project = await services_of(request).auth.project_for(request.headers.get("authorization"))
     request.state.project = project  # named in the response by ProjectHeader
+    params = request.path_params
+    logs.bind(project=project, thread_id=params.get("thread_id"), run_id=params.get("run_id"))
     return project
 
 
