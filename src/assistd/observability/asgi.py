@@ -30,7 +30,7 @@ def route_template(scope: Scope) -> str:
         filled = template.format_map({k: str(v) for k, v in params.items()})
     except (KeyError, IndexError, ValueError):
         return template
-    path = scope.get("path", "")
+    path: str = scope.get("path", "")
     if filled and path.endswith(filled):
         return path[: len(path) - len(filled)] + template
     return template
