@@ -108,6 +108,7 @@ def metrics_directory(processes: int) -> Iterator[str | None]:
     try:
         yield made
     finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         shutil.rmtree(made, ignore_errors=True)
 
 
