@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
-import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from assistd.config import Settings
+from assistd.observability import logs
 from assistd.services.auth import AuthService
 from assistd.store import usage
 from assistd.store.database import Database
@@ -155,17 +159,44 @@ def check_scale_out(settings: Settings, *, processes: int, worker: bool = False)
         )
 
 
+@contextlib.contextmanager
+def metrics_directory(processes: int) -> Iterator[str | None]:
+    """Several processes share their metrics through files (prometheus_client's
+    multiprocess mode), in ``PROMETHEUS_MULTIPROC_DIR``: the operator's (which they empty
+    before starting), else a fresh one for this command's processes, removed at exit.
+    It must be set before prometheus_client is imported, which is why this runs first."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured or processes == 1:
+        yield configured or None
+        return
+    made = tempfile.mkdtemp(prefix="assistd-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def serve(settings: Settings, *, workers: int = 1) -> None:
+    check_scale_out(settings, processes=workers)
+    with metrics_directory(workers):
+        _serve(settings, workers)
+
+
+def _serve(settings: Settings, workers: int) -> None:
     import uvicorn
 
     from assistd.http.app import create_app
 
-    check_scale_out(settings, processes=workers)
     asyncio.run(_check_bind(settings))
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        # Logging is set up by main (and by each worker process's app): uvicorn's records
+        # go to the same handler, in the same format (ASSISTD_LOG_FORMAT).
+        "log_config": None,
         # Forwarded headers are only trusted from a proxy the operator configures.
         "proxy_headers": False,
     }
@@ -188,8 +219,10 @@ def run_worker(settings: Settings) -> None:
 
 
 async def _work(settings: Settings) -> None:
+    from assistd.observability import tracing
     from assistd.services.container import Services
 
+    tracing.configure_from_environment(content=settings.trace_content)
     services = Services.build(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -201,6 +234,7 @@ async def _work(settings: Settings) -> None:
         await stopping.wait()
     finally:
         await services.stop()
+        tracing.shutdown()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_executor:
             overrides["executor"] = False
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure_from(settings)
     try:
         if args.command == "serve":
             if args.workers < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 DEFAULT_PROJECT = "default"
+LogFormat = Literal["text", "json"]
 
 
 class UpstreamConfig(BaseModel):
@@ -187,6 +188,18 @@ class Settings(BaseSettings):
     sandbox_max_live: int = Field(default=8, ge=1, description="Most kernels alive at once.")
     sandbox_memory_mb: int = Field(
         default=1024, ge=64, description="Address space of each process in a sandbox."
+    )
+    log_format: LogFormat = Field(
+        default="text", description="text, or json: one JSON object per log line."
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token /metrics requires when set; unset, /metrics is open to "
+        "loopback clients and needs an API key from elsewhere.",
+    )
+    trace_content: bool = Field(
+        default=False,
+        description="Record prompts, outputs and tool arguments in traces (users' data).",
     )
 
     project_token_budgets: dict[str, int] = Field(

@@ -24,6 +24,7 @@ from assistd.backends.base import (
     ToolCallDelta,
     Usage,
 )
+from assistd.observability import metrics
 from assistd.upstream import backoff_delay, error_text, http_failure, retry_after, scrub
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ class OpenAICompatBackend:
                         yielded = True
                         yield chunk
                 return
+            except BackendError as exc:  # not worth a retry (a 400, a read timeout...)
+                metrics.UPSTREAM_ERRORS.labels(self.name, exc.code).inc()
+                raise
             except _RetryableError as exc:
                 if yielded or attempt >= self.max_retries:
                     logger.warning(
@@ -155,7 +159,9 @@ class OpenAICompatBackend:
                         attempt + 1,
                         exc.error.message,
                     )
+                    metrics.UPSTREAM_ERRORS.labels(self.name, exc.error.code).inc()
                     raise exc.error from None
+                metrics.UPSTREAM_RETRIES.labels(self.name).inc()
                 delay = backoff_delay(self.backoff, attempt, exc.retry_after)
                 logger.info(
                     "upstream %s: %s; retry %d/%d in %.2fs",

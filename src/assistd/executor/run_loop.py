@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from assistd.executor.turn import (
     tool_choice_after,
     total_usage,
 )
+from assistd.observability import logs, metrics, tracing
 from assistd.protocol.runs import TERMINAL_STATUSES, RunStatus
 from assistd.store import messages, run_steps, runs, usage
 from assistd.store.database import Connection, Database
@@ -106,18 +108,30 @@ class RunExecutor:
                 )
             if claimed is None:
                 return  # not queued any more: another worker has it, or it was cancelled
+            taken_at = time.perf_counter()
             run = claimed.run
+            logs.bind(project=run.project, thread_id=run.thread_id, run_id=run.id)
+            if not answered:  # its first start (a resumed run has the waiting step answered)
+                metrics.RUN_QUEUE_WAIT.observe(max(0.0, time.time() - run.created_at))
+            logger.debug("run %s started (model %s)", run.id, run.model)
             await self.emit.run(run)
             # After outputs were submitted, the waiting tool step completes in this stream.
             for step in answered:
                 await self.emit.step(step)
-            await self._supervise(run, control)
+            with tracing.agent_span(
+                assistant_id=run.assistant_id,
+                run_id=run.id,
+                thread_id=run.thread_id,
+                model=run.model,
+                project=run.project,
+            ):
+                await self._supervise(run, control, taken_at)
 
-    async def _supervise(self, run: Run, control: Subscription) -> None:
+    async def _supervise(self, run: Run, control: Subscription, taken_at: float) -> None:
         """Drive the run in a task that a cancel request interrupts; end it on any failure."""
         run_id = run.id
         cancel_requested = asyncio.Event()
-        work = asyncio.create_task(self._drive(run), name=f"run-{run_id}")
+        work = asyncio.create_task(self._drive(run, taken_at), name=f"run-{run_id}")
         watcher = asyncio.create_task(self._watch(control, work, cancel_requested))
         try:
             await work
@@ -166,7 +180,8 @@ class RunExecutor:
                 return
 
     async def _end(self, run_id: str, to: RunStatus, **fields: Any) -> None:
-        await end_run(self.db, self.emit, run_id, to, **fields)
+        if await end_run(self.db, self.emit, run_id, to, **fields) is not None:
+            _ended(run_id, to, fields.get("last_error"))
 
     async def _stopped(self, run_id: str) -> None:
         """End a run that a stop request interrupted (its partial text already kept):
@@ -187,7 +202,7 @@ class RunExecutor:
         async with self.db.read() as conn:
             return await runs.get(conn, run_id) is None
 
-    async def _drive(self, run: Run) -> None:
+    async def _drive(self, run: Run, taken_at: float | None = None) -> None:
         first = True
         while True:
             if not first:
@@ -203,7 +218,25 @@ class RunExecutor:
             recorder = Recorder(self.db, self.emit, run)
             self._streaming[run.id] = (recorder, turn.accumulator)
             try:
-                outcome = await self._complete(turn, recorder)
+                with tracing.chat_span(
+                    model=run.model,
+                    upstream_model=turn.request.model,
+                    provider_name=_provider_name(turn),
+                    messages=turn.request.messages,
+                ) as span:
+                    outcome = await self._complete(turn, recorder, taken_at)
+                    tracing.chat_result(
+                        span,
+                        input_tokens=outcome.usage.prompt_tokens,
+                        output_tokens=outcome.usage.completion_tokens,
+                        finish_reason=outcome.finish_reason,
+                        text=outcome.text,
+                        tool_calls=[
+                            {"id": c.id, "name": c.name, "arguments": c.arguments}
+                            for c in outcome.calls
+                        ],
+                    )
+                taken_at = None  # time to first token: the first completion's only
             except BaseException:
                 with contextlib.suppress(Exception):
                     await recorder.save_partial(turn.accumulator.partial_content())
@@ -275,12 +308,18 @@ class RunExecutor:
         request = build_request(run, route, context.messages, offered, choice, completion_left)
         return Turn(route, request, enabled, made, accumulator)
 
-    async def _complete(self, turn: Turn, recorder: Recorder) -> Outcome:
-        """Stream the completion, carrying out the accumulator's effects as they come."""
+    async def _complete(
+        self, turn: Turn, recorder: Recorder, taken_at: float | None = None
+    ) -> Outcome:
+        """Stream the completion, carrying out the accumulator's effects as they come;
+        ``taken_at``: when the run was taken up, for its time to first token."""
         acc = turn.accumulator
         stream = turn.route.backend.stream(turn.request)
         try:
             async for chunk in stream:
+                if taken_at is not None:  # once per run execution, not per token
+                    metrics.RUN_TTFT.observe(time.perf_counter() - taken_at)
+                    taken_at = None
                 await recorder.apply(acc.feed(chunk))
         finally:
             await stream.aclose()
@@ -353,6 +392,7 @@ class RunExecutor:
             if closing is not None:
                 await recorder.emit_closed_message()
             if changes is not None:
+                _ended(run.id, "completed", None)
                 await self.emit.changes(changes)
         else:
             await self._require_action(run, following, used)
@@ -385,6 +425,8 @@ class RunExecutor:
             await _count(conn, run, used)
         if changes is None:
             raise _Cancelled
+        metrics.TOOL_EXECUTIONS.labels("function", "delegated").inc(len(following.calls))
+        logger.debug("run %s requires action (%d call(s))", run.id, len(following.calls))
         await self.emit.run(changes.run)
 
     async def _run_builtin(self, run: Run, turn: Turn, calls: list[Call]) -> dict[str, ToolCall]:
@@ -400,9 +442,19 @@ class RunExecutor:
             item = turn.enabled[call.name]
             kind = item.tool.type
             ordinals.setdefault(kind, 0)
-            done[call.id] = await item.tool.execute(
-                scope, item.entry, call.id, call.arguments, ordinals[kind], budget
-            )
+            with tracing.tool_span(
+                name=call.name, kind=kind, call_id=call.id, arguments=call.arguments
+            ) as span:
+                try:
+                    result = await item.tool.execute(
+                        scope, item.entry, call.id, call.arguments, ordinals[kind], budget
+                    )
+                except Exception:
+                    metrics.TOOL_EXECUTIONS.labels(kind, "error").inc()
+                    raise
+                metrics.TOOL_EXECUTIONS.labels(kind, "success").inc()
+                tracing.tool_result(span, result.model.output if result.model else None)
+            done[call.id] = result
             ordinals[kind] += 1
         return done
 
@@ -418,6 +470,23 @@ async def _count(conn: Connection, run: Run, used: dict[str, int]) -> None:
         prompt_tokens=used["prompt_tokens"],
         completion_tokens=used["completion_tokens"],
     )
+
+
+def _provider_name(turn: Turn) -> str:
+    """The backend's name for traces (an upstream's configured name, else its owner)."""
+    name = getattr(turn.route.backend, "name", None)
+    return name if isinstance(name, str) else turn.route.owned_by
+
+
+def _ended(run_id: str, status: RunStatus, last_error: Any) -> None:
+    """Log the run's end and put it on its span (the current one, where traced)."""
+    logger.debug("run %s ended %s", run_id, status)
+    span = tracing.current()
+    if span.is_recording():
+        span.set_attribute("assistd.run.status", status)
+        if status == "failed":
+            code = last_error.get("code") if isinstance(last_error, dict) else None
+            tracing.failed(span, str(code or "server_error"))
 
 
 def _effects(effect: CloseMessage | None) -> list[Effect]:

@@ -8,11 +8,13 @@ thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from assistd import clock
 from assistd.executor.emitter import Emitter
+from assistd.observability import metrics
 from assistd.protocol.runs import RunStatus
 from assistd.store import run_state
 from assistd.store.database import Connection, Database
@@ -76,7 +78,7 @@ async def transition(
         if to in _TIMESTAMP:
             values.setdefault(_TIMESTAMP[to], now)
         closing = Closing(_STEP_END[to], _MESSAGE_REASON.get(to, "max_tokens"), now)
-    return await run_state.compare_and_set(
+    changes = await run_state.compare_and_set(
         conn,
         run_id,
         to,
@@ -85,6 +87,13 @@ async def transition(
         start_at=now if to == "in_progress" else None,
         closing=closing,
     )
+    if changes is not None and closing is not None:
+        # Counted here, the one place every run ends (in its transaction, which commits
+        # unless the process dies under it).
+        metrics.RUNS.labels(to).inc()
+        if changes.run.started_at is not None:
+            metrics.RUN_DURATION.observe(max(0.0, time.time() - changes.run.started_at))
+    return changes
 
 
 async def end_run(

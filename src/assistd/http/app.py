@@ -19,6 +19,7 @@ from assistd.http.routes import (
     embeddings,
     files,
     messages,
+    metrics,
     models,
     runs,
     threads,
@@ -28,6 +29,8 @@ from assistd.http.routes import (
     vector_stores,
 )
 from assistd.http.routes.console import mount_console
+from assistd.observability import logs, tracing
+from assistd.observability.asgi import ObserveRequests
 from assistd.services.container import Services
 
 logger = logging.getLogger("assistd")
@@ -53,12 +56,16 @@ def _telemetry_configured() -> bool:
 
 def create_app_from_environment() -> FastAPI:
     """The app of one of ``serve --workers N``'s processes (uvicorn imports it)."""
-    return create_app(Settings())
+    settings = Settings()
+    # A worker process starts afresh: the parent's logging set-up is not inherited.
+    logs.configure_from(settings)
+    return create_app(settings)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the ASGI app; migrations run at start-up, background tasks stop at shutdown."""
     services = services or Services.build(settings)
+    tracing.configure_from_environment(content=settings.trace_content)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -71,16 +78,24 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await services.stop()
+            tracing.shutdown()
 
     # FastAPI's built-in telemetry asks OpenTelemetry for its providers on every request
     # (reading the environment each time), a few percent of a streamed run's CPU: it is
-    # only switched on where OpenTelemetry is configured.
+    # only switched on where OpenTelemetry is configured. Its server span is the request's
+    # span, made with assistd's tracer provider when assistd traces.
     telemetry_on = _telemetry_configured()
+    tracing_on = telemetry_on or tracing.enabled()
     app = FastAPI(
         title="assistd",
         version="0.1.0",
         lifespan=lifespan,
-        telemetry={"tracing": telemetry_on, "metrics": telemetry_on, "logs": telemetry_on},
+        telemetry={
+            "tracing": tracing_on,
+            "tracer_provider": tracing.provider(),
+            "metrics": telemetry_on,
+            "logs": telemetry_on,
+        },
     )
     app.state.services = services
     install_error_handlers(app)
@@ -102,9 +117,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(models.health)
+    app.include_router(metrics.router)
     mount_console(app)
     app.add_middleware(ProjectHeader)
     if services.rate_limiter is not None:
         # Only with limits on: otherwise no request pays for this layer.
         app.add_middleware(RateLimitHeaders)
+    # Outermost: it sees the status of every response, the catch-all's 500s included.
+    app.add_middleware(ObserveRequests)
     return app

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistd.errors import InvalidRequestError, PayloadTooLargeError, RequestRateLimitError
 from assistd.http.validation import to_api_error
+from assistd.observability import logs
 from assistd.services.container import Services
 from assistd.services.ratelimit import Decision
 from assistd.store.repository import PageQuery
@@ -43,6 +44,8 @@ async def get_project(request: Request) -> str:
     authorization = request.headers.get("authorization")
     project = await services.auth.project_for(authorization)
     request.state.project = project  # named in the response by ProjectHeader
+    params = request.path_params
+    logs.bind(project=project, thread_id=params.get("thread_id"), run_id=params.get("run_id"))
     limiter = services.rate_limiter
     if limiter is not None:
         # Limited per key, once the key is known to be valid (a flood of made-up keys

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistd.errors import APIError, InvalidRequestError, NotFoundError
 from assistd.http.validation import to_api_error
+from assistd.observability import logs
 
 logger = logging.getLogger("assistd.http")
 
@@ -72,6 +73,7 @@ class RequestIdAndCatchAll:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(16)
+        logs.REQUEST_ID.set(request_id)  # this request's task (and those it starts) only
         started = False
 
         async def send_with_id(message: Message) -> None:

@@ -15,6 +15,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from assistd.errors import APIError
+from assistd.observability import metrics
 from assistd.protocol.event_codec import encode_data
 from assistd.protocol.events import (
     ChatDone,
@@ -41,6 +42,13 @@ class EventStreamResponse(StreamingResponse):
     a chunk of its own: one socket write less per stream."""
 
     async def stream_response(self, send: Send) -> None:
+        metrics.ACTIVE_STREAMS.inc()
+        try:
+            await self._send_stream(send)
+        finally:
+            metrics.ACTIVE_STREAMS.dec()
+
+    async def _send_stream(self, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )

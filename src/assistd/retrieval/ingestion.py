@@ -153,6 +153,11 @@ class IngestionWorker:
         async with self.db.write() as conn:
             await queue.release(conn, self.worker_id)
 
+    async def backlog(self) -> int:
+        """Files waiting for or in ingestion (any process's): the metrics' backlog."""
+        async with self.db.read() as conn:
+            return await queue.backlog(conn)
+
     # ---- scheduling ---------------------------------------------------------------------
 
     async def _dispatch(self) -> None:

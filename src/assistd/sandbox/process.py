@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistd.observability import metrics
 from assistd.sandbox import files
 from assistd.sandbox.base import (
     ExecutionResult,
@@ -253,6 +254,7 @@ class ProcessSandbox(abc.ABC):
             kernel = _Kernel(process, slot, self._clock())
             kernel.drain = asyncio.create_task(_drain(process, kernel.stderr_tail))
             thread.kernel = kernel
+            metrics.SANDBOX_KERNELS.inc()  # every path that drops a kernel goes through _stop
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), self.start_seconds)
             if json.loads(line or b"null") != {"ready": True}:
@@ -322,6 +324,7 @@ class ProcessSandbox(abc.ABC):
             self._stopped.move_to_end(thread.id)
             while len(self._stopped) > REMEMBERED_THREADS:
                 self._stopped.popitem(last=False)
+        metrics.SANDBOX_KERNELS.dec()
         process = kernel.process
         if process.returncode is None:
             # The launcher leads its process group; the sandbox's processes die with it

@@ -39,6 +39,14 @@ def _mine(key: FileKey, generation: int, worker_id: str) -> sa.ColumnElement[boo
     )
 
 
+async def backlog(conn: Connection) -> int:
+    """Files waiting for or in ingestion, across every store and project."""
+    count = await conn.scalar(
+        sa.select(sa.func.count()).select_from(files).where(files.c.status == "in_progress")
+    )
+    return int(count or 0)
+
+
 async def free_all(conn: Connection) -> None:
     """Free every lease on unfinished files (a single-process store starting up)."""
     await conn.execute(
