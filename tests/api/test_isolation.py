@@ -316,6 +316,9 @@ NO_OBJECT_ID = {
     ("GET", "/v1/models/{model}"),
     ("POST", "/v1/embeddings"),  # input text only; no stored object
     ("POST", "/v1/files"),  # an upload: a new object, referring to none
+    # The caller's own project's usage, filtered by date and model only; that another
+    # project's never shows is tested in test_usage.py.
+    ("GET", "/v1/usage"),
 }
 
 
