@@ -10,15 +10,10 @@ answers ``/healthz`` and a normal SDK call in the same project.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-import io
 import json
 import logging
 import random
 import resource
-import socket
-import struct
-import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,20 +24,21 @@ import pytest
 from assistd.backends.scripted import text_reply
 from assistd.http import deps
 from assistd.http.json_input import MAX_JSON_DEPTH
-from assistd.protocol.messages import CreateMessageRequest
 from assistd.retrieval.parsers import MAX_UNZIPPED_BYTES
-from assistd.services.messages import insert_message
+from tests.api.bad_input_support import (
+    BOMB_BYTES,
+    assert_healthy,
+    insert_messages,
+    lying_zip_bomb,
+    multipart_upload,
+    post_json,
+    raw_exchange,
+    zip_bomb,
+)
 from tests.api.run_support import new_model, wait_run
 from tests.api.vs_support import LONG_TEXT, finished, stores, upload
 from tests.conftest import LiveServer, assert_error
 from tests.unit.test_parsers import make_docx, make_pdf
-
-
-def assert_healthy(server: LiveServer, client: openai.OpenAI) -> None:
-    health = httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=30)
-    assert health.status_code == 200, health.text
-    made = client.beta.assistants.create(model="gpt-4o", name="still-fine")
-    assert client.beta.assistants.retrieve(made.id).name == "still-fine"
 
 
 @pytest.fixture
@@ -62,31 +58,11 @@ def assert_nothing_unhandled(caplog: pytest.LogCaptureFixture) -> None:
 # ---- JSON bodies over the limit ------------------------------------------------------------
 
 
-def _exchange(server: LiveServer, api_key: str, head: str, body: bytes) -> httpx.Response:
-    """Send a request by hand (for bodies no HTTP library will send unfinished) and read
-    the answer until the server closes the connection."""
-    request = (
-        f"POST /v1/assistants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {api_key}\r\nOpenAI-Beta: assistants=v2\r\n"
-        f"Content-Type: application/json\r\n{head}\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(request + body)
-        received = b""
-        while chunk := sock.recv(65536):  # EOF: the server closed the connection
-            received += chunk
-    head_part, _, content = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head_part.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines)
-    assert int(headers["content-length"]) == len(content), received
-    return httpx.Response(int(status_line.split()[1]), headers=headers, content=content)
-
-
 def test_declared_json_body_over_the_limit_is_refused_before_it_is_read(
     server: LiveServer, client: openai.OpenAI
 ) -> None:
     # Only the headers are sent: the 413 cannot have waited for the body.
-    response = _exchange(
+    response = raw_exchange(
         server, client.api_key, f"Content-Length: {deps.MAX_JSON_BYTES + 1}\r\n", b""
     )
     error = assert_error(response, 413)
@@ -104,7 +80,7 @@ def test_chunked_json_body_is_refused_once_past_the_limit(
     size = 256 * 1024
     chunks = [b"%x\r\n" % size + b" " * size + b"\r\n"] * (deps.MAX_JSON_BYTES // size)
     unfinished = b"".join(chunks) + b"1\r\n "
-    response = _exchange(server, client.api_key, "Transfer-Encoding: chunked\r\n", unfinished)
+    response = raw_exchange(server, client.api_key, "Transfer-Encoding: chunked\r\n", unfinished)
     assert_error(response, 413)
     assert response.headers["connection"] == "close"
     assert client.beta.assistants.list().data == []
@@ -168,9 +144,7 @@ def test_deeply_nested_json(
     name: str,
 ) -> None:
     body = NESTED_BODIES[name]
-    response = http.post(
-        "/assistants", content=body.encode(), headers={"Content-Type": "application/json"}
-    )
+    response = post_json(http, body)
     error = assert_error(response, 400)
     assert "nested too deeply" in error["message"], error
     # Past json.loads' own limit nothing says where; below it, the field is named.
@@ -212,9 +186,7 @@ INVALID_UTF8 = {
 def test_invalid_utf8_body(
     server: LiveServer, client: openai.OpenAI, http: httpx.Client, name: str
 ) -> None:
-    response = http.post(
-        "/assistants", content=INVALID_UTF8[name], headers={"Content-Type": "application/json"}
-    )
+    response = post_json(http, INVALID_UTF8[name])
     error = assert_error(response, 400)
     assert "not valid UTF-8" in error["message"], error
     assert client.beta.assistants.list().data == []
@@ -252,7 +224,7 @@ def test_strings_no_database_can_store(
     param: str,
 ) -> None:
     raw = json.dumps(body).encode()  # ensure_ascii: \\u0000 and \\ud800 as escapes
-    response = http.post("/assistants", content=raw, headers={"Content-Type": "application/json"})
+    response = post_json(http, raw)
     error = assert_error(response, 400, param=param, code="invalid_value")
     assert "null character" in error["message"] or "surrogate" in error["message"]
     assert_nothing_unhandled(server_log)
@@ -262,7 +234,7 @@ def test_strings_no_database_can_store(
 def test_escaped_text_that_is_fine_is_kept(client: openai.OpenAI, http: httpx.Client) -> None:
     # Surrogate pairs (how ensure_ascii writes an emoji) and other escapes are text.
     raw = json.dumps({"model": "gpt-4o", "name": "ok 😀 é \u0001", "metadata": {"k": "\\u0000"}})
-    response = http.post("/assistants", content=raw, headers={"Content-Type": "application/json"})
+    response = post_json(http, raw)
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "ok 😀 é \u0001"
     assert response.json()["metadata"] == {"k": "\\u0000"}
@@ -355,25 +327,13 @@ MANY = 10_000
 VIA_API = 200
 
 
-async def _insert_messages(server: LiveServer, project: str, thread_id: str, count: int) -> None:
-    """Messages written as ``POST .../messages`` writes them, in one transaction.
-
-    The HTTP path costs about 9 ms a message here (client threads and the server share one
-    interpreter), 90 s for 10,000: the bulk of the thread is written this way instead.
-    """
-    async with server.services.db.write() as conn:
-        for i in range(count):
-            request = CreateMessageRequest(role="user", content=f"message {i}")
-            await insert_message(conn, project, thread_id, request)
-
-
 def test_ten_thousand_messages_in_a_thread(
     server: LiveServer, client: openai.OpenAI, http: httpx.Client
 ) -> None:
     thread = client.beta.threads.create()
     url = f"/threads/{thread.id}/messages"
     project = http.get("/assistants").headers["openai-project"]
-    server.call(_insert_messages(server, project, thread.id, MANY - VIA_API))
+    server.call(insert_messages(server, project, thread.id, MANY - VIA_API))
 
     def add(start: int) -> list[str]:
         made = []
@@ -431,41 +391,6 @@ def test_ten_thousand_messages_in_a_thread(
 
 
 # ---- files: a zip bomb, a broken PDF, an empty file ----------------------------------------
-
-BOMB_BYTES = 1024 * 1024 * 1024
-
-
-@functools.cache
-def zip_bomb() -> bytes:
-    """A real .docx whose document.xml inflates to 1 GB of whitespace (about 1 MB here)."""
-    source = zipfile.ZipFile(io.BytesIO(make_docx()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename != "word/document.xml":
-                bomb.writestr(info.filename, data)
-                continue
-            with bomb.open("word/document.xml", "w") as member:
-                member.write(data[: data.rindex(b"</w:document>")])
-                block = b" " * (1024 * 1024)
-                for _ in range((BOMB_BYTES - len(data)) // len(block)):
-                    member.write(block)
-                member.write(b"</w:document>")
-    return out.getvalue()
-
-
-def lying_zip_bomb() -> bytes:
-    """The same bomb, its headers claiming document.xml is 1 KB (as a forged zip would)."""
-    data = bytearray(zip_bomb())
-    name = b"word/document.xml"
-    local = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name.decode()).header_offset
-    struct.pack_into("<I", data, local + 22, 1024)  # local header: uncompressed size
-    central = data.find(b"PK\x01\x02")
-    while data[central + 46 : central + 46 + len(name)] != name:
-        central = data.find(b"PK\x01\x02", central + 4)
-    struct.pack_into("<I", data, central + 24, 1024)  # central directory: uncompressed size
-    return bytes(data)
 
 
 def _peak_rss() -> int:
@@ -558,27 +483,6 @@ def test_empty_file(server: LiveServer, client: openai.OpenAI) -> None:
 
 # ---- file names with path separators -------------------------------------------------------
 
-BOUNDARY = "bad-input-boundary"
-
-
-def _multipart_upload(http: httpx.Client, filename: bytes, data: bytes) -> httpx.Response:
-    """A hand-built form: httpx would percent-encode a NUL in the file name."""
-    body = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
-        f"assistants\r\n--{BOUNDARY}\r\n".encode()
-        + b'Content-Disposition: form-data; name="file"; filename="'
-        + filename
-        + b'"\r\nContent-Type: text/plain\r\n\r\n'
-        + data
-        + f"\r\n--{BOUNDARY}--\r\n".encode()
-    )
-    return http.post(
-        "/files",
-        content=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
-    )
-
-
 HOSTILE_NAMES = [
     (b"../../etc/passwd", "passwd"),
     (b"a/b.txt", "b.txt"),
@@ -598,7 +502,7 @@ def test_file_names_with_path_separators(
     made: list[str] = []
     for index, (sent, shown) in enumerate(HOSTILE_NAMES):
         data = f"contents {index}\n".encode()
-        response = _multipart_upload(http, sent, data)
+        response = multipart_upload(http, sent, data)
         assert response.status_code == 200, (sent, response.text)
         body = response.json()
         assert body["filename"] == shown, sent
@@ -629,7 +533,7 @@ def test_a_name_that_is_only_separators_or_controls(
     server: LiveServer, client: openai.OpenAI, http: httpx.Client
 ) -> None:
     for sent in (b"../../", b"\x00\x01", b"dir/"):
-        response = _multipart_upload(http, sent, b"abc")
+        response = multipart_upload(http, sent, b"abc")
         assert_error(response, 400, param="file", code="missing_required_parameter")
     assert client.files.list().data == []
     assert_healthy(server, client)
@@ -640,9 +544,7 @@ def test_bad_bodies_in_a_row_on_one_connection(
 ) -> None:
     # Each refusal leaves the kept-alive connection usable for the next request.
     for body in (*INVALID_UTF8.values(), b"[" * 5000, b"{", b"\x00"):
-        response = http.post(
-            "/assistants", content=body, headers={"Content-Type": "application/json"}
-        )
+        response = post_json(http, body)
         assert_error(response, 400)
     assert http.get("/assistants").json()["data"] == []
     assert_healthy(server, client)
