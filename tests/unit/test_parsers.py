@@ -6,6 +6,8 @@ import io
 import json
 import os
 import random
+import struct
+import tracemalloc
 import zipfile
 
 import docx
@@ -14,6 +16,7 @@ import pytest
 from pptx.util import Inches
 from pypdf import PdfReader, PdfWriter
 
+from assistd.retrieval import parsers
 from assistd.retrieval.parsers import ParseError, decode_text, parse_document
 
 
@@ -164,6 +167,67 @@ def test_docx_named_zip_without_a_document_is_corrupt() -> None:
     with pytest.raises(ParseError) as caught:
         parse_document(buffer.getvalue(), "fake.docx")
     assert caught.value.code == "invalid_file"
+
+
+def _docx_with_padding(padding: int, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """``make_docx()`` with ``padding`` bytes of whitespace inside word/document.xml."""
+    source = zipfile.ZipFile(io.BytesIO(make_docx()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml":
+                end = data.rindex(b"</w:document>")
+                data = data[:end] + b" " * padding + data[end:]
+            archive.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def forge_size(data: bytes, name: str, size: int) -> bytes:
+    """The zip with member ``name``'s uncompressed size rewritten to ``size`` in both the
+    local header and the central directory, as a forged archive would claim."""
+    forged = bytearray(data)
+    local = zipfile.ZipFile(io.BytesIO(data)).getinfo(name).header_offset
+    struct.pack_into("<I", forged, local + 22, size)
+    central = forged.find(b"PK\x01\x02")
+    while forged[central + 46 : central + 46 + len(name)] != name.encode():
+        central = forged.find(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", forged, central + 24, size)
+    return bytes(forged)
+
+
+def test_zip_bomb_is_refused_by_its_declared_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsers, "MAX_UNZIPPED_BYTES", 2 * 1024 * 1024)
+    with pytest.raises(ParseError) as caught:
+        parse_document(_docx_with_padding(4 * 1024 * 1024), "bomb.docx")
+    assert caught.value.code == "invalid_file"
+    assert caught.value.message == "Could not parse DOCX: the file expands to more than 2 MB."
+    # Under the cap, padding is only whitespace: the document reads as before.
+    assert "25 days" in parse_document(_docx_with_padding(512 * 1024), "ok.docx").text
+
+
+def test_zip_bomb_with_forged_sizes_is_never_inflated_past_them() -> None:
+    # The headers claim 1 KB; the deflated stream holds 64 MB. Reading stops at what was
+    # claimed and the member fails its CRC: corrupt, and nothing near 64 MB is ever held.
+    data = forge_size(_docx_with_padding(64 * 1024 * 1024), "word/document.xml", 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError) as caught:
+            parse_document(data, "forged.docx")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.message == "Could not parse DOCX: the file is corrupt."
+    assert peak < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_office_files_with_other_compression_are_refused(compression: int) -> None:
+    # bzip2 and LZMA inflate a whole block per read, unbounded: Office never uses them.
+    with pytest.raises(ParseError) as caught:
+        parse_document(_docx_with_padding(0, compression), "odd.docx")
+    assert caught.value.code == "invalid_file"
+    assert "compression method" in caught.value.message
 
 
 def test_html_drops_scripts_and_styles_and_keeps_blocks() -> None:

@@ -131,15 +131,19 @@ async def build_context(
     limit = min(limits) if limits else None
     fixed = sum(_message_tokens(m, run.model) for m in system + own)
     sizes = [_message_tokens(m, run.model) for m in body]
+    total = sum(sizes)
     if limit is not None:
-        # "auto" truncation drops the oldest thread messages until the prompt fits.
-        while body and fixed + sum(sizes) > limit:
-            body.pop(0)
-            sizes.pop(0)
-            dropped += 1
+        # "auto" truncation drops the oldest thread messages until the prompt fits; one
+        # pass with a running total, as a thread can hold many thousands of messages.
+        cut = 0
+        while cut < len(body) and fixed + total > limit:
+            total -= sizes[cut]
+            cut += 1
+        body = body[cut:]
+        dropped += cut
         # Only the run's own max_prompt_tokens ends a run as incomplete; a prompt still too
         # big for the model's context window is for the model to refuse.
         binding = prompt_budget is not None and prompt_budget == limit
-        if binding and (fixed + sum(sizes) > limit or (not body and history)):
+        if binding and (fixed + total > limit or (not body and history)):
             raise PromptBudgetExceeded
-    return Context(messages=system + body + own, prompt_tokens=fixed + sum(sizes), dropped=dropped)
+    return Context(messages=system + body + own, prompt_tokens=fixed + total, dropped=dropped)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, TypeVar
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistd.errors import InvalidRequestError, PayloadTooLargeError, RequestRateLimitError
+from assistd.http.json_input import parse_json_body
 from assistd.http.validation import to_api_error
 from assistd.observability import logs
 from assistd.services.container import Services
@@ -142,17 +142,7 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """A dependency parsing the JSON body into ``model``; an empty body means ``{}``."""
 
     async def dependency(request: Request) -> M:
-        raw = await read_bounded(request, MAX_JSON_BYTES)
-        data: object = {}
-        if raw.strip():
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                raise InvalidRequestError(
-                    "We could not parse the JSON body of your request. (HINT: This likely "
-                    "means you aren't using your HTTP library correctly. The OpenAI API "
-                    "expects a JSON payload, but what was sent was not valid JSON.)"
-                ) from None
+        data = parse_json_body(await read_bounded(request, MAX_JSON_BYTES))
         if not isinstance(data, dict):
             raise InvalidRequestError(
                 "Invalid type for the request body: expected an object.", code="invalid_type"

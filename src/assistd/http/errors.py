@@ -19,10 +19,18 @@ from assistd.observability import logs
 logger = logging.getLogger("assistd.http")
 
 SERVER_ERROR = APIError("The server had an error while processing your request. Sorry about that!")
+NULL_IN_URL = InvalidRequestError(
+    "Invalid URL: it contains a null character (%00).", code="invalid_value"
+)
 
 
 def error_response(error: APIError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status_code)
+    headers = None
+    if error.status_code == 413:
+        # The body was refused part-read: closing the connection stops a client that is
+        # still sending it (kept alive, the server would have to read the rest to discard).
+        headers = {"connection": "close"}
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -59,7 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class RequestIdAndCatchAll:
-    """Tags each response with ``x-request-id`` and turns any escaped exception into a 500.
+    """Tags each response with ``x-request-id`` and turns any escaped exception into a 500
+    (and a NUL anywhere in the URL into a 400).
 
     The traceback is logged with the request id; the client only gets the envelope, so no
     internal detail (paths, SQL, settings) leaks into a response.
@@ -85,6 +94,11 @@ class RequestIdAndCatchAll:
                 message = {**message, "headers": headers}
             await send(message)
 
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # No id or parameter holds a NUL, and PostgreSQL cannot even compare one (it
+            # would fail the query): refuse it here, for every route at once.
+            await _send(send_with_id, NULL_IN_URL)
+            return
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -93,15 +107,19 @@ class RequestIdAndCatchAll:
             )
             if started:
                 raise
-            body = json.dumps(SERVER_ERROR.to_dict()).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            await _send(send_with_id, SERVER_ERROR)
+
+
+async def _send(send: Send, error: APIError) -> None:
+    body = json.dumps(error.to_dict()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

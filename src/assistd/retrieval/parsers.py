@@ -21,6 +21,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -30,8 +31,11 @@ ParseErrorCode = Literal["server_error", "unsupported_file", "invalid_file"]
 Kind = Literal["text", "markdown", "html", "json", "csv", "code", "pdf", "docx", "pptx"]
 
 CHARS_PER_PAGE = 3000
-# A .docx or .pptx whose parts inflate past this is a zip bomb, not a document.
-MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+# A .docx or .pptx whose parts inflate past this is a zip bomb, not a document. The parsers
+# hold every part in memory at once, so this bounds what one ingestion can take.
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+_OFFICE_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_READ_BLOCK = 1024 * 1024
 
 _EXTENSIONS: dict[str, Kind] = {
     **dict.fromkeys((".txt", ".text", ".log", ".rst", ".tex"), "text"),
@@ -339,17 +343,41 @@ def _pdf(data: bytes) -> tuple[str, int]:
 
 
 def _check_zip(data: bytes, kind: str) -> None:
+    """Refuse a zip bomb before python-docx or python-pptx inflates every part into memory.
+
+    The declared sizes are checked first (cheap, and an honest bomb stops there), then every
+    member is really inflated in bounded reads, counting what comes out: sizes in the
+    headers are the sender's word, and the parsers must never see more than the cap.
+    """
+    too_big = ParseError(
+        f"Could not parse {_LABELS[kind]}: the file expands to more than "
+        f"{MAX_UNZIPPED_BYTES // (1024 * 1024)} MB.",
+        "invalid_file",
+    )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError):
+            members = archive.infolist()
+            if sum(info.file_size for info in members) > MAX_UNZIPPED_BYTES:
+                raise too_big
+            if any(info.compress_type not in _OFFICE_COMPRESSION for info in members):
+                # Office writes stored or deflated parts; bzip2 and LZMA inflate a whole
+                # block at once, with no bound on what one read can produce.
+                raise ParseError(
+                    f"Could not parse {_LABELS[kind]}: it uses a compression method Office "
+                    "documents do not use.",
+                    "invalid_file",
+                )
+            inflated = 0
+            for info in members:
+                with archive.open(info) as member:
+                    while block := member.read(_READ_BLOCK):
+                        inflated += len(block)
+                        if inflated > MAX_UNZIPPED_BYTES:
+                            raise too_big
+    except ParseError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError, zlib.error):
         raise _corrupt(kind) from None
-    if inflated > MAX_UNZIPPED_BYTES:
-        raise ParseError(
-            f"Could not parse {_LABELS[kind]}: the file expands to more than "
-            f"{MAX_UNZIPPED_BYTES // (1024 * 1024)} MB.",
-            "invalid_file",
-        )
 
 
 def _docx(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -49,6 +50,21 @@ def to_wire(file: File) -> FileObject:
         status=file.status,
         status_details=file.status_details,
     )
+
+
+# C0 controls and DEL: a NUL cannot be stored in PostgreSQL, and none of them is ever
+# meant in a name a user would recognise.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_filename(sent: str) -> str:
+    """The name a File shows: the last path component, without control characters.
+
+    Blobs are stored under the file's id, never under this name, so it cannot reach the
+    file system; it is tidied because it is shown back to users and stored in the database.
+    """
+    base = sent.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    return _CONTROLS.sub("", base)
 
 
 def too_large(limit: int) -> PayloadTooLargeError:
@@ -124,7 +140,7 @@ class FileService:
         purpose = _validate_purpose(upload.purpose)
         created_at = clock.now()
         expires_at = _expiry(upload, created_at)
-        filename = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        filename = safe_filename(upload.filename or "")
         if not filename:
             raise InvalidRequestError(
                 "Missing required parameter: 'file'.",
