@@ -151,6 +151,9 @@ def base_env(data_dir: Path, **values: str) -> dict[str, str]:
         ASSISTD_RUN_LEASE_SECONDS=str(LEASE_SECONDS),
         # Streams re-read the run's state this often when no event comes.
         ASSISTD_STREAM_KEEPALIVE_SECONDS="1",
+        # The logs must outlive a restart on a loaded machine (a restart under a load of 20
+        # took 75 s, past the 60 s default, and the run's early events had expired).
+        ASSISTD_STREAM_RETENTION_SECONDS="600",
         ASSISTD_EMBEDDED_MODEL="false",
         **values,
     )
