@@ -126,6 +126,10 @@ def test_other_projects_runs_are_invisible(make_client: ClientFactory, server: L
         ("temperature", 2.5),
         ("top_p", 1.5),
         ("truncation_strategy", {"type": "last_messages", "last_messages": 0}),
+        # Beyond the budgets' 32-bit columns: a 500 (SQLite overflow) until the fuzz tests
+        # found it.
+        ("max_completion_tokens", 2**31),
+        ("max_prompt_tokens", 10**30),
     ],
 )
 def test_invalid_run_parameters(

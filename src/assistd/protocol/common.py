@@ -21,6 +21,8 @@ logger = logging.getLogger("assistd.protocol")
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
+# The largest integer a plain INTEGER column holds on every database (PostgreSQL's is 32-bit).
+INT32_MAX = 2**31 - 1
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 

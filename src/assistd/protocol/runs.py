@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistd.protocol.common import (
+    INT32_MAX,
     FunctionName,
     Metadata,
     RequestModel,
@@ -72,8 +73,9 @@ class RunOptions(RequestModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=256)
+    # At most what their 32-bit columns hold (OpenAI documents no maximum).
+    max_prompt_tokens: int | None = Field(default=None, ge=256, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=256, le=INT32_MAX)
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
