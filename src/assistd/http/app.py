@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from assistd.config import Settings
-from assistd.http.deps import ProjectHeader, RateLimitHeaders
+from assistd.http.deps import StateHeaders
 from assistd.http.errors import install_error_handlers
 from assistd.http.routes import (
     assistants,
@@ -119,10 +119,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(models.health)
     app.include_router(metrics.router)
     mount_console(app)
-    app.add_middleware(ProjectHeader)
-    if services.rate_limiter is not None:
-        # Only with limits on: otherwise no request pays for this layer.
-        app.add_middleware(RateLimitHeaders)
+    # One layer for the headers that request state gives (project; rate limits when on).
+    app.add_middleware(StateHeaders, rate_limits=services.rate_limiter is not None)
     # Outermost: it sees the status of every response, the catch-all's 500s included.
     app.add_middleware(ObserveRequests)
     return app

@@ -43,7 +43,7 @@ async def get_project(request: Request) -> str:
     services = services_of(request)
     authorization = request.headers.get("authorization")
     project = await services.auth.project_for(authorization)
-    request.state.project = project  # named in the response by ProjectHeader
+    request.state.project = project  # named in the response by StateHeaders
     params = request.path_params
     logs.bind(project=project, thread_id=params.get("thread_id"), run_id=params.get("run_id"))
     limiter = services.rate_limiter
@@ -52,7 +52,7 @@ async def get_project(request: Request) -> str:
         # gets 401s without filling the buckets).
         key = hashlib.sha256((authorization or "").encode()).hexdigest()
         decision = await limiter.take(key)
-        request.state.ratelimit = decision  # reported by RateLimitHeaders
+        request.state.ratelimit = decision  # reported by StateHeaders
         if not decision.allowed:
             raise RequestRateLimitError(project, decision.limit, decision.retry_after)
     return project
@@ -66,43 +66,27 @@ def _duration(seconds: float) -> str:
     return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
 
 
-class RateLimitHeaders:
-    """Adds OpenAI's ``x-ratelimit-*-requests`` headers (and ``retry-after`` on a 429) to
-    each response of a rate-limited request. Installed only when limits are on."""
+def _ratelimit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """OpenAI's ``x-ratelimit-*-requests`` headers, and ``retry-after`` on a 429."""
+    headers = [
+        (b"x-ratelimit-limit-requests", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset-requests", _duration(decision.reset_seconds).encode()),
+    ]
+    if not decision.allowed:
+        retry = max(1, math.ceil(decision.retry_after))
+        headers.append((b"retry-after", str(retry).encode()))
+    return headers
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class StateHeaders:
+    """Adds to each response what the request's dependencies left in its state: the key's
+    project (``openai-project``, as OpenAI does; the console shows it) and, with limits on,
+    the rate-limit headers. Pure ASGI: one wrapped ``send`` per request."""
+
+    def __init__(self, app: ASGIApp, *, rate_limits: bool = False) -> None:
         self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def reported(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                decision: Decision | None = scope.get("state", {}).get("ratelimit")
-                if decision is not None:
-                    headers = [
-                        *message.get("headers", []),
-                        (b"x-ratelimit-limit-requests", str(decision.limit).encode()),
-                        (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
-                        (b"x-ratelimit-reset-requests", _duration(decision.reset_seconds).encode()),
-                    ]
-                    if not decision.allowed:
-                        retry = max(1, math.ceil(decision.retry_after))
-                        headers.append((b"retry-after", str(retry).encode()))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, reported)
-
-
-class ProjectHeader:
-    """Names the key's project in each response's ``openai-project`` header, as OpenAI
-    does (the console shows it). Pure ASGI: one wrapped ``send`` per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        self.rate_limits = rate_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,10 +95,16 @@ class ProjectHeader:
 
         async def named(message: Message) -> None:
             if message["type"] == "http.response.start":
-                project = scope.get("state", {}).get("project")
+                state = scope.get("state", {})
+                added: list[tuple[bytes, bytes]] = []
+                project = state.get("project")
                 if project:
-                    headers = [*message.get("headers", []), (b"openai-project", project.encode())]
-                    message = {**message, "headers": headers}
+                    added.append((b"openai-project", project.encode()))
+                decision: Decision | None = state.get("ratelimit") if self.rate_limits else None
+                if decision is not None:
+                    added += _ratelimit_headers(decision)
+                if added:
+                    message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         await self.app(scope, receive, named)
