@@ -21,26 +21,11 @@ from openai.types.chat import ChatCompletion
 from assistd.backends.base import Usage
 from assistd.backends.scripted import Reply, ScriptedCall, text_reply, tool_reply
 from assistd.sandbox.bubblewrap import unavailable_reason
+from tests.api.test_chat_completions import GET_TIME, GET_WEATHER
 from tests.api.vs_support import stores, upload, wait_until
 from tests.conftest import ClientFactory, LiveServer, assert_error
 
 USER = [{"role": "user", "content": "How much vacation do I get?"}]
-GET_WEATHER: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-GET_TIME: dict[str, Any] = {
-    "type": "function",
-    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
-}
 HANDBOOK = (
     "Employee handbook. Paid leave: every employee gets 25 days of paid vacation per year. "
     "Unused vacation days carry over to the next year, up to five days."
