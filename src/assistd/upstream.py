@@ -10,10 +10,10 @@ import contextlib
 import email.utils
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
 
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0
@@ -35,7 +35,7 @@ def error_text(body: Any) -> str | None:
     return None
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
     if (ms := headers.get("retry-after-ms")) is not None:
         with contextlib.suppress(ValueError):

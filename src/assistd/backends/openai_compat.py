@@ -11,9 +11,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from assistd.backends.base import (
     BackendError,
@@ -30,7 +30,6 @@ from assistd.upstream import backoff_delay, error_text, http_failure, retry_afte
 logger = logging.getLogger(__name__)
 
 _DRAIN_SECONDS = 1.0
-_POOLS = 16
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -52,9 +51,11 @@ class _RetryableError(Exception):
 class OpenAICompatBackend:
     """Streams ``POST {base_url}/chat/completions`` from one OpenAI-compatible upstream.
 
-    The backend's ``httpx.AsyncClient``s keep connections pooled across runs; together
-    they are sized for hundreds of concurrent streams. The API key lives only in the clients'
-    headers and is scrubbed from every error message.
+    The backend's aiohttp session keeps connections pooled across runs, sized for hundreds
+    of concurrent streams. aiohttp rather than httpx: reading a stream through httpx (its
+    anyio cancel scopes and pure-Python HTTP parser on every read) cost about twice the
+    CPU per stream, the largest single cost of a run. The API key lives only in the
+    session's headers and is scrubbed from every error message.
     """
 
     supports_tools: ClassVar[bool] = True
@@ -72,7 +73,7 @@ class OpenAICompatBackend:
         backoff: float = 0.5,
         max_connections: int = 1000,
     ) -> None:
-        """Create the backend and its (lazily connecting) HTTP client.
+        """Create the backend; its HTTP session is made on first use, in the running loop.
 
         Args:
             base_url: The upstream's API root, e.g. ``https://api.openai.com/v1``.
@@ -88,37 +89,42 @@ class OpenAICompatBackend:
         self.max_retries = max_retries
         self.backoff = backoff
         self._secret = api_key or ""
-        headers = {"Accept": "text/event-stream"}
+        self._headers = {"Accept": "text/event-stream"}
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        # Several small pools rather than one big one: httpcore's pool does work quadratic
-        # in its connections on every request and response (1.0.x), which at 200 open
-        # streams cost more CPU than all the rest of a run. A request goes to the pool with
-        # the fewest requests in flight (the first one when idle, reusing its connection).
-        pools = max(1, min(_POOLS, max_connections // 16))
-        # Rounded up: together the pools hold at least ``max_connections`` streams (a
-        # request beyond them waits for a whole stream to end).
-        per_pool = -(-max_connections // pools)
-        self._clients = [
-            httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-                limits=httpx.Limits(
-                    max_connections=per_pool,
-                    max_keepalive_connections=max(1, per_pool // 4),
-                ),
-            )
-            for _ in range(pools)
-        ]
-        self._in_flight = [0] * pools
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        # Connecting includes waiting for a free connection of the pool: both are worth
+        # a retry when they time out, a read that timed out is not.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 30.0), sock_read=timeout
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend(name={self.name!r})"
 
+    def _client(self) -> aiohttp.ClientSession:
+        session, loop = self._session, asyncio.get_running_loop()
+        # A session belongs to the loop it was made in (tests run several loops).
+        if session is None or session.closed or self._loop is not loop:
+            self._loop = loop
+            session = self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+                # Proxy settings from the environment, as the other HTTP clients honour.
+                trust_env=True,
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+        return session
+
     async def aclose(self) -> None:
-        """Close the HTTP client and every pooled connection."""
-        for client in self._clients:
-            await client.aclose()
+        """Close the HTTP session and every pooled connection."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Stream one completion, retrying transient failures before the first chunk.
@@ -202,41 +208,41 @@ class OpenAICompatBackend:
         """One HTTP request; raises ``_RetryableError`` for what may succeed next time."""
         url = f"{self.base_url}/chat/completions"
         try:
-            pool = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-            self._in_flight[pool] += 1
-            try:
-                async with self._clients[pool].stream("POST", url, json=body) as response:
-                    if response.status_code != 200:
-                        await self._raise_for_status(response)
+            async with self._client().post(url, json=body) as response:
+                if response.status != 200:
+                    await self._raise_for_status(response)
+                try:
                     async with contextlib.aclosing(self._events(response)) as chunks:
                         async for chunk in chunks:
                             yield chunk
-            finally:
-                self._in_flight[pool] -= 1
-        except httpx.TimeoutException as exc:
+                finally:
+                    if not response.content.at_eof():
+                        # Closed early (a cancel, an error, the caller stopped reading):
+                        # drop the connection so that the upstream stops generating.
+                        response.close()
+        except (aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError, TimeoutError) as exc:
             # A slow upstream that timed out would likely time out again: only a connect
-            # or pool timeout (nothing sent yet) is worth a retry.
+            # timeout (nothing sent yet) is worth a retry.
             error = BackendError(
                 f"Upstream '{self.name}' timed out ({type(exc).__name__}).", code="server_error"
             )
-            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
                 raise _RetryableError(error) from None
             raise error from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             message = scrub(f"{type(exc).__name__}: {exc}", self._secret)
             error = BackendError(
                 f"Could not reach upstream '{self.name}' ({message}).", code="server_error"
             )
             raise _RetryableError(error) from None
 
-    async def _events(self, response: httpx.Response) -> AsyncGenerator[ChatChunk, None]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[ChatChunk, None]:
         """Parse the SSE body incrementally; one ``data:`` payload is one chunk."""
         finish: FinishReason | None = None
         usage: Usage | None = None
         pending: list[str] = []  # data lines of a multi-line event, until its blank line
         done = False
-        lines_iter = cast(AsyncGenerator[str, None], response.aiter_lines())
-        async with contextlib.aclosing(lines_iter) as lines:
+        async with contextlib.aclosing(_lines(response.content)) as lines:
             async for line in lines:
                 if line.startswith("data:"):
                     data = line[5:].removeprefix(" ")
@@ -263,7 +269,7 @@ class OpenAICompatBackend:
                 if chunk is not None:
                     yield chunk
             # A multi-line event still pending at the end is dropped, as the SSE spec says.
-            if done:
+            if done and not response.content.at_eof():
                 await _drain(lines)
         if finish is None and not done:
             content_type = response.headers.get("content-type", "")
@@ -297,12 +303,12 @@ class OpenAICompatBackend:
         chunk = ChatChunk(text=text, tool_calls=calls) if text or calls else None
         return chunk, finish, usage
 
-    async def _raise_for_status(self, response: httpx.Response) -> None:
-        status = response.status_code
+    async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+        status = response.status
         try:
-            raw = await response.aread()
+            raw = await response.read()
             detail = error_text(json.loads(raw))
-        except (ValueError, httpx.HTTPError):
+        except (ValueError, aiohttp.ClientError, TimeoutError):
             detail = None
         detail = scrub(detail, self._secret) if detail else None
         failure = http_failure(self.name, status, detail)
@@ -322,10 +328,25 @@ def _json(data: str) -> Any:
         return None
 
 
+async def _lines(body: aiohttp.StreamReader) -> AsyncGenerator[str, None]:
+    """The body's lines, without their ends (``\\n``, ``\\r\\n`` or ``\\r``, as SSE allows),
+    of any length."""
+    held = b""
+    async for data in body.iter_any():
+        lines = (held + data).splitlines(keepends=True)
+        # The last piece waits for more unless it ended with "\n" (one ending with "\r"
+        # may be the first half of "\r\n").
+        held = lines.pop() if not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            yield line.rstrip(b"\r\n").decode(errors="replace")
+    for line in held.splitlines():
+        yield line.decode(errors="replace")
+
+
 async def _drain(lines: AsyncGenerator[str, None]) -> None:
     # Reading to the end of the body after [DONE] lets the connection return to the pool;
     # an upstream that keeps it open gets the connection dropped instead.
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
         async with asyncio.timeout(_DRAIN_SECONDS):
             async for _ in lines:
                 pass

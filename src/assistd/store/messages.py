@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from assistd import clock, ids
-from assistd.store import tables
+from assistd.store import prepared, tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param, params, setting
 from assistd.store.records import JsonObject, Message
@@ -96,7 +96,7 @@ async def delete_for_thread(conn: Connection, project: str, thread_id: str) -> N
 
 async def start(conn: Connection, message: Message) -> None:
     """Store a message the run begins writing."""
-    await conn.execute(tables.messages.insert(), message.values())
+    await _repo.add(conn, message)
 
 
 async def save_ending(conn: Connection, message: Message) -> None:
@@ -108,7 +108,7 @@ async def save_ending(conn: Connection, message: Message) -> None:
         "incomplete_at": message.incomplete_at,
         "incomplete_details": message.incomplete_details,
     }
-    await conn.execute(_saving(tuple(values)), params(values, id=message.id))
+    await prepared.execute(conn, _saving(tuple(values)), params(values, id=message.id))
 
 
 async def save_content(conn: Connection, message_id: str, content: list[JsonObject]) -> None:
@@ -147,8 +147,8 @@ def _saving(columns: tuple[str, ...]) -> sa.Update:
 
 async def in_thread(conn: Connection, thread_id: str) -> list[Message]:
     """Every message of the thread, oldest first."""
-    result = await conn.execute(_in_thread(), {"p_thread_id": thread_id})
-    return [Message.from_row(dict(r)) for r in result.mappings()]
+    rows = await prepared.execute(conn, _in_thread(), {"p_thread_id": thread_id})
+    return [Message.from_row(row) for row in rows]
 
 
 @functools.cache

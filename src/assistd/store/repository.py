@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.errors import InvalidRequestError
+from assistd.store import prepared
 from assistd.store.prepared import param
 from assistd.store.records import Record
 
@@ -49,6 +50,7 @@ class Repository:
         self._by_id = sa.select(table).where(
             table.c.id == param(table, "id"), table.c.project == param(table, "project")
         )
+        self._insert = table.insert()
 
     def _scope(self, project: str, object_id: str) -> sa.ColumnElement[bool]:
         t = self.table
@@ -57,7 +59,7 @@ class Repository:
     async def insert(self, conn: AsyncConnection, values: Mapping[str, Any]) -> None:
         # Values as parameters of the table's one INSERT (compiled once, then cached), not
         # baked into a new statement: building one costs more than SQLite's insert itself.
-        await conn.execute(self.table.insert(), dict(values))
+        await prepared.execute(conn, self._insert, values)
 
     async def get(
         self,
@@ -68,11 +70,10 @@ class Repository:
     ) -> Row | None:
         if extra:
             query = sa.select(self.table).where(self._scope(project, object_id), *extra)
-            result = await conn.execute(query)
-        else:
-            result = await conn.execute(self._by_id, {"p_id": object_id, "p_project": project})
-        row = result.mappings().first()
-        return dict(row) if row is not None else None
+            found = (await conn.execute(query)).mappings().first()
+            return dict(found) if found is not None else None
+        rows = await prepared.execute(conn, self._by_id, {"p_id": object_id, "p_project": project})
+        return rows.first()
 
     async def get_many(
         self, conn: AsyncConnection, project: str, object_ids: Sequence[str]

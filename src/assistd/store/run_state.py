@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from assistd.protocol.runs import RunStatus
-from assistd.store import tables
+from assistd.store import prepared, tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param, params, setting
 from assistd.store.records import Message, Run, RunStep
@@ -55,14 +55,14 @@ async def compare_and_set(
     it was not. ``start_at`` stamps ``started_at`` unless the run already has one;
     ``closing`` also ends the run's open steps and messages."""
     values: dict[str, Any] = {"status": to, **fields}
-    statement = _moving(tuple(values), start_at is not None)
+    statement = _moving(tuple(values), start_at is not None, len(allowed))
     if start_at is not None:
         values["started_at"] = start_at
-    result = await conn.execute(statement, params(values, id=run_id, allowed=list(allowed)))
-    row = result.mappings().first()
+    given = {f"p_allowed_{i}": status for i, status in enumerate(allowed)}
+    row = (await prepared.execute(conn, statement, params(values, id=run_id) | given)).first()
     if row is None:
         return None
-    run = Run.from_row(dict(row))
+    run = Run.from_row(row)
     if closing is None:
         return Changes(run=run, steps=[], messages=[])
     steps = await _close_steps(conn, run, closing)
@@ -71,7 +71,7 @@ async def compare_and_set(
 
 
 @functools.cache
-def _moving(columns: tuple[str, ...], stamps_start: bool) -> sa.Update:
+def _moving(columns: tuple[str, ...], stamps_start: bool, allowed: int) -> sa.Update:
     runs = tables.runs
     values: dict[str, Any] = setting(runs, columns)
     if stamps_start:
@@ -80,7 +80,9 @@ def _moving(columns: tuple[str, ...], stamps_start: bool) -> sa.Update:
         sa.update(runs)
         .where(
             runs.c.id == param(runs, "id"),
-            runs.c.status.in_(sa.bindparam("p_allowed", expanding=True)),
+            # One parameter per allowed status rather than an expanding IN list, whose
+            # SQL is rebuilt on every execution.
+            sa.or_(*(runs.c.status == sa.bindparam(f"p_allowed_{i}") for i in range(allowed))),
         )
         .values(values)
         .returning(*runs.c)
@@ -115,8 +117,10 @@ async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[Run
     values: dict[str, Any] = {"status": status, f"{status}_at": closing.now}
     if status == "failed":
         values["last_error"] = run.last_error
-    result = await conn.execute(_closing_steps(tuple(values)), params(values, run_id=run.id))
-    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+    rows = await prepared.execute(
+        conn, _closing_steps(tuple(values)), params(values, run_id=run.id)
+    )
+    return [RunStep.from_row(row) for row in rows]
 
 
 async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[Message]:
@@ -125,5 +129,5 @@ async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[
         "incomplete_at": closing.now,
         "incomplete_details": {"reason": closing.message_reason},
     }
-    result = await conn.execute(_closing_messages(), params(values, run_id=run.id))
-    return [Message.from_row(dict(r)) for r in result.mappings()]
+    rows = await prepared.execute(conn, _closing_messages(), params(values, run_id=run.id))
+    return [Message.from_row(row) for row in rows]

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from assistd.store import tables
+from assistd.store import prepared, tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param, params, setting
 from assistd.store.records import JsonObject, RunStep
@@ -54,7 +54,7 @@ async def set_details(conn: Connection, step: RunStep, details: JsonObject) -> R
 
 async def start(conn: Connection, step: RunStep) -> None:
     """Store a step the run begins."""
-    await conn.execute(tables.run_steps.insert(), step.values())
+    await _repo.add(conn, step)
 
 
 _ENDING = ("status", "completed_at", "usage")
@@ -69,7 +69,7 @@ def _ending() -> sa.Update:
 async def save_ending(conn: Connection, step: RunStep) -> None:
     """Store how ``step`` ended: its status, usage and completion time."""
     values = {"status": step.status, "completed_at": step.completed_at, "usage": step.usage}
-    await conn.execute(_ending(), params(values, id=step.id))
+    await prepared.execute(conn, _ending(), params(values, id=step.id))
 
 
 async def save_tool_calls(
@@ -92,8 +92,10 @@ async def save_tool_calls(
 
 async def complete_waiting_tool_steps(conn: Connection, run_id: str, now: int) -> list[RunStep]:
     """Complete the run's tool step that waited for outputs (once they were submitted)."""
-    result = await conn.execute(_completing_waiting(), {"p_run_id": run_id, "p_completed_at": now})
-    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+    values = {"p_run_id": run_id, "p_completed_at": now}
+    return [
+        RunStep.from_row(row) for row in await prepared.execute(conn, _completing_waiting(), values)
+    ]
 
 
 @functools.cache
@@ -113,8 +115,8 @@ def _completing_waiting() -> sa.Update:
 
 async def of_run(conn: Connection, run_id: str) -> list[RunStep]:
     """The run's steps, in order."""
-    result = await conn.execute(_of_run(), {"p_run_id": run_id})
-    return [RunStep.from_row(dict(r)) for r in result.mappings()]
+    rows = await prepared.execute(conn, _of_run(), {"p_run_id": run_id})
+    return [RunStep.from_row(row) for row in rows]
 
 
 @functools.cache
@@ -128,8 +130,8 @@ def _of_run(*where: str) -> sa.Select[Any]:
 
 async def builtin_calls_of_run(conn: Connection, run_id: str) -> list[ToolCall]:
     """Every built-in (not function) call of the run's tool steps, in step order."""
-    result = await conn.execute(_of_run("tool_calls"), {"p_run_id": run_id})
-    return _builtin([RunStep.from_row(dict(r)) for r in result.mappings()])
+    rows = await prepared.execute(conn, _of_run("tool_calls"), {"p_run_id": run_id})
+    return _builtin([RunStep.from_row(row) for row in rows])
 
 
 async def builtin_calls_of_thread(conn: Connection, thread_id: str) -> list[ToolCall]:

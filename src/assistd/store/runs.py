@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from assistd.protocol.runs import ACTIVE_STATUSES, RunStatus
-from assistd.store import tables
+from assistd.store import prepared, tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param, params, setting
 from assistd.store.records import Run
@@ -40,9 +40,8 @@ def _by_id() -> sa.Select[Any]:
 
 async def get(conn: Connection, run_id: str) -> Run | None:
     """The run ``run_id`` in any project (for code that already holds the id)."""
-    result = await conn.execute(_by_id(), {"p_id": run_id})
-    row = result.mappings().first()
-    return Run.from_row(dict(row)) if row is not None else None
+    row = (await prepared.execute(conn, _by_id(), {"p_id": run_id})).first()
+    return Run.from_row(row) if row is not None else None
 
 
 async def get_in_thread(conn: Connection, project: str, thread_id: str, run_id: str) -> Run | None:
@@ -109,8 +108,10 @@ def _leasing_queued() -> sa.Update:
 
 async def lease_queued(conn: Connection, run_id: str, *, worker_id: str, until: float) -> bool:
     """Lease the run to ``worker_id`` until ``until`` if it is queued; False when not."""
-    result = await conn.execute(
-        _leasing_queued(), params({"worker_id": worker_id, "lease_until": until}, id=run_id)
+    result = await prepared.execute(
+        conn,
+        _leasing_queued(),
+        params({"worker_id": worker_id, "lease_until": until}, id=run_id),
     )
     return bool(result.rowcount)
 

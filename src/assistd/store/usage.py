@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from assistd.store import tables
+from assistd.store import prepared, tables
 from assistd.store.database import Connection
 from assistd.store.records import UsageDay
 
@@ -49,7 +49,8 @@ async def add(
     requests: int = 1,
 ) -> None:
     """Add one model call's tokens to the project's row for ``model`` on ``day``."""
-    await conn.execute(
+    await prepared.execute(
+        conn,
         _upsert(conn.dialect.name),
         {
             "project": project,
