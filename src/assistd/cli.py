@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from assistd import heap
 from assistd.config import Settings
 from assistd.observability import logs
 from assistd.services.auth import AuthService
@@ -201,7 +202,9 @@ def _serve(settings: Settings, workers: int) -> None:
         "proxy_headers": False,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        heap.settle()
+        uvicorn.run(app, **options)
         return
     # uvicorn's worker processes import the app: they read the settings from the
     # environment, so what the command line changed goes there first.
@@ -229,6 +232,7 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await services.start_worker()
+    heap.settle()
     print("assistd worker started: executing runs", flush=True)
     try:
         await stopping.wait()

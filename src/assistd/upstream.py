@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0
 # Upstream messages end up in run.last_error and API errors: keep them readable.

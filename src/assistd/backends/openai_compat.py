@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
@@ -98,6 +100,9 @@ class OpenAICompatBackend:
             total=None, connect=min(timeout, 30.0), sock_read=timeout
         )
         self._max_connections = max_connections
+        # Read once: aiohttp's trust_env would read the environment and ~/.netrc in a
+        # thread on every request.
+        self._proxy = _env_proxy(self.base_url)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -113,10 +118,8 @@ class OpenAICompatBackend:
                 headers=self._headers,
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
-                # Proxy settings from the environment, as the other HTTP clients honour.
-                trust_env=True,
-                raise_for_status=False,
-                auto_decompress=True,
+                # An upstream's cookies are not carried from one project's request to the next.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return session
 
@@ -208,7 +211,7 @@ class OpenAICompatBackend:
         """One HTTP request; raises ``_RetryableError`` for what may succeed next time."""
         url = f"{self.base_url}/chat/completions"
         try:
-            async with self._client().post(url, json=body) as response:
+            async with self._client().post(url, json=body, proxy=self._proxy) as response:
                 if response.status != 200:
                     await self._raise_for_status(response)
                 try:
@@ -318,6 +321,15 @@ class OpenAICompatBackend:
         if failure.retryable:
             raise _RetryableError(error, retry_after(response.headers))
         raise error
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``...) sets for
+    ``url``, as the other HTTP clients honour it."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _json(data: str) -> Any:

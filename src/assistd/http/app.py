@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from assistd import heap
 from assistd.config import Settings
 from assistd.http.deps import StateHeaders
 from assistd.http.errors import install_error_handlers
@@ -59,7 +60,9 @@ def create_app_from_environment() -> FastAPI:
     settings = Settings()
     # A worker process starts afresh: the parent's logging set-up is not inherited.
     logs.configure_from(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    heap.settle()
+    return app
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
