@@ -82,7 +82,10 @@ def _moving(columns: tuple[str, ...], stamps_start: bool, allowed: int) -> sa.Up
             runs.c.id == param(runs, "id"),
             # One parameter per allowed status rather than an expanding IN list, whose
             # SQL is rebuilt on every execution.
-            sa.or_(*(runs.c.status == sa.bindparam(f"p_allowed_{i}") for i in range(allowed))),
+            sa.or_(
+                sa.false(),
+                *(runs.c.status == sa.bindparam(f"p_allowed_{i}") for i in range(allowed)),
+            ),
         )
         .values(values)
         .returning(*runs.c)
