@@ -25,7 +25,7 @@ async def create(conn: Connection, run: Run) -> bool:
     """Store a new run; False, with nothing stored, when the database refuses it: the
     unique index on active runs caught a concurrent creation on the same thread."""
     try:
-        async with conn.begin_nested():
+        async with prepared.savepoint(conn):
             await _repo.add(conn, run)
     except IntegrityError:
         return False
