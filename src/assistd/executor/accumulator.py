@@ -232,11 +232,12 @@ class Accumulator:
             return None
         self.message = "closed"
         content = self.message_content()
-        text = content[-1]["text"]["value"]
-        completion = estimate_tokens(text, self.model)
         # A completion that also made calls reports usage for both: its message gets an
-        # estimate, the tool step the reported usage.
-        usage = self.usage if not self.tool_step and self.usage else Usage(0, completion)
+        # estimate, the tool step the reported usage. (Estimated only when needed: the
+        # tokenizer is a visible part of a run's CPU.)
+        usage = self.usage
+        if self.tool_step or not usage:
+            usage = Usage(0, estimate_tokens(content[-1]["text"]["value"], self.model))
         return CloseMessage(status, reason, content, usage)
 
     def partial_content(self) -> list[JsonObject] | None:

@@ -7,7 +7,7 @@ OpenAI's tokenizers (``assistd.tokenizer``); for other models that count is an e
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from assistd.store import messages, run_steps
@@ -29,6 +29,9 @@ class Context:
     messages: list[dict[str, Any]]
     prompt_tokens: int
     dropped: int
+    # The run's steps so far, in order: read for its own turns, and what the run loop
+    # needs of them too (not what the prompt is made of, so not compared).
+    steps: list[RunStep] = field(default_factory=list, compare=False)
 
 
 class PromptBudgetExceeded(Exception):
@@ -106,7 +109,8 @@ async def build_context(
         dropped = max(0, len(history) - keep)
         history = history[dropped:]
     own: list[dict[str, Any]] = []
-    for step in await run_steps.of_run(conn, run.id):
+    steps = await run_steps.of_run(conn, run.id)
+    for step in steps:
         if step.type == "tool_calls" and step.status == "completed":
             turns = tool_turns(step)
             previous = own[-1] if own else None
@@ -146,4 +150,6 @@ async def build_context(
         binding = prompt_budget is not None and prompt_budget == limit
         if binding and (fixed + total > limit or (not body and history)):
             raise PromptBudgetExceeded
-    return Context(messages=system + body + own, prompt_tokens=fixed + total, dropped=dropped)
+    return Context(
+        messages=system + body + own, prompt_tokens=fixed + total, dropped=dropped, steps=steps
+    )

@@ -283,7 +283,7 @@ class RunExecutor:
                 raise BudgetSpent("max_prompt_tokens") from None
             # The run's built-in calls so far, read once: they bound further calls and give
             # the citation sources and the files the answer may link.
-            made = await run_steps.builtin_calls_of_run(conn, run.id)
+            made = run_steps.builtin_calls(context.steps)
             sources = self.tools.message_sources(made)
             images = sources.images
             if images:

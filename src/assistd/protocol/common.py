@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -17,6 +18,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 logger = logging.getLogger("assistd.protocol")
+
+
+@functools.cache
+def _known_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names and aliases ``model`` reads from a request (computed once per model)."""
+    fields = model.model_fields
+    return frozenset(fields) | {f.alias or name for name, f in fields.items()}
+
 
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
@@ -41,9 +50,7 @@ class RequestModel(BaseModel):
         cls, data: Any, handler: ModelWrapValidatorHandler[RequestModel]
     ) -> RequestModel:
         if isinstance(data, dict):
-            known = {f.alias or name for name, f in cls.model_fields.items()} | set(
-                cls.model_fields
-            )
+            known = _known_fields(cls)
             unknown = sorted(str(k) for k in data if k not in known)
             if unknown:
                 logger.info("ignoring unknown fields in %s: %s", cls.__name__, unknown)

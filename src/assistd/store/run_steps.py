@@ -131,7 +131,7 @@ def _of_run(*where: str) -> sa.Select[Any]:
 async def builtin_calls_of_run(conn: Connection, run_id: str) -> list[ToolCall]:
     """Every built-in (not function) call of the run's tool steps, in step order."""
     rows = await prepared.execute(conn, _of_run("tool_calls"), {"p_run_id": run_id})
-    return _builtin([RunStep.from_row(row) for row in rows])
+    return builtin_calls([RunStep.from_row(row) for row in rows])
 
 
 async def builtin_calls_of_thread(conn: Connection, thread_id: str) -> list[ToolCall]:
@@ -142,8 +142,10 @@ async def builtin_calls_of_thread(conn: Connection, thread_id: str) -> list[Tool
         .where(steps.c.thread_id == thread_id, steps.c.type == "tool_calls")
         .order_by(steps.c.sort_key, steps.c.id)
     )
-    return _builtin([RunStep.from_row(dict(r)) for r in result.mappings()])
+    return builtin_calls([RunStep.from_row(dict(r)) for r in result.mappings()])
 
 
-def _builtin(steps: list[RunStep]) -> list[ToolCall]:
-    return [c for s in steps for c in tool_calls_of(s) if c.type != "function"]
+def builtin_calls(steps: Sequence[RunStep]) -> list[ToolCall]:
+    """The built-in (not function) calls of ``steps``' tool steps, in step order."""
+    tool_steps = (s for s in steps if s.type == "tool_calls")
+    return [c for s in tool_steps for c in tool_calls_of(s) if c.type != "function"]
