@@ -36,6 +36,11 @@ _DECODABLE: dict[str, tuple[type[StreamEvent], type[BaseModel] | None]] = {
 }
 
 
+# One encoder for every event: json.dumps with options builds a new one per call, and a
+# run's stream is one call per token.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 class UnknownEvent(ValueError):
     """An event name no class here carries."""
 
@@ -49,7 +54,7 @@ def encode_data(event: StreamEvent) -> str:
         return data.model_dump_json()
     if isinstance(data, str):
         return data  # [DONE]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(data)
 
 
 def decode(

@@ -6,6 +6,7 @@ run"; a partial unique index on active runs backs that up in the database itself
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -188,7 +189,7 @@ class RunService:
             await self._queue_new(conn, run)
         wire = run_to_wire(run)
         await self._publish(run_id, run_opened(wire))
-        await self.queue.put(run_id)
+        await self._hand_over(run_id)
         return wire, stream
 
     async def create_thread_and_run(
@@ -208,8 +209,15 @@ class RunService:
             await self._queue_new(conn, run)
         wire = run_to_wire(run)
         await self._publish(run_id, [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)])
-        await self.queue.put(run_id)
+        await self._hand_over(run_id)
         return wire, stream
+
+    async def _hand_over(self, run_id: str) -> None:
+        """Queue the run, then let the executor take it up before this request goes on to
+        start its response: the run's database work and upstream request overlap with
+        that, rather than waiting for it (about a millisecond off the first token)."""
+        await self.queue.put(run_id)
+        await asyncio.sleep(0)
 
     async def _publish(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """The run's first events, on its log before a worker can add any: what a stream
@@ -320,7 +328,7 @@ class RunService:
                 raise _no_outputs_expected(run.status)
             await self.queue.reserve(conn, run_id)
         await self.emit.run(changes.run)
-        await self.queue.put(run_id)
+        await self._hand_over(run_id)
         return run_to_wire(changes.run), stream
 
 
