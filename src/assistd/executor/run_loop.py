@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,17 +128,32 @@ class RunExecutor:
                 await self._supervise(run, control, taken_at)
 
     async def _supervise(self, run: Run, control: Subscription, taken_at: float) -> None:
-        """Drive the run in a task that a cancel request interrupts; end it on any failure."""
+        """Drive the run, in this task, which a cancel request interrupts; end it on any
+        failure. (In this task rather than one of its own: a new task would start only
+        after what else is ready, such as the response of the request that queued the run,
+        on the way to the first token.)"""
         run_id = run.id
-        cancel_requested = asyncio.Event()
-        work = asyncio.create_task(self._drive(run, taken_at), name=f"run-{run_id}")
-        watcher = asyncio.create_task(self._watch(control, work, cancel_requested))
-        try:
-            await work
-        except asyncio.CancelledError:
-            if not cancel_requested.is_set() or not work.cancelled():
-                # Shutdown: stop the work too; the lease lapses and recovery ends the run.
+        work = asyncio.current_task()
+        assert work is not None
+        driving, cancel_requested = True, False
+
+        def stop() -> None:
+            # Only while driving: once the drive is over, a cancel would hit what follows.
+            nonlocal cancel_requested
+            if driving:
+                cancel_requested = True
                 work.cancel()
+
+        watcher = asyncio.create_task(self._watch(control, stop))
+        try:
+            try:
+                await self._drive(run, taken_at)
+            finally:
+                driving = False
+        except asyncio.CancelledError:
+            # The watcher's cancel is taken back; any other (shutdown: the lease lapses and
+            # recovery ends the run) goes on up.
+            if not cancel_requested or work.uncancel() > 0:
                 raise
             await self._stopped(run_id)
         except _Cancelled:
@@ -169,14 +184,11 @@ class RunExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    async def _watch(
-        self, control: Subscription, work: asyncio.Task[None], cancel_requested: asyncio.Event
-    ) -> None:
+    async def _watch(self, control: Subscription, stop: Callable[[], None]) -> None:
         while True:
             received = await control.get()
             if received is not None and received.event.event == "cancel":
-                cancel_requested.set()
-                work.cancel()
+                stop()
                 return
 
     async def _end(self, run_id: str, to: RunStatus, **fields: Any) -> None:
