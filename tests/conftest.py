@@ -68,6 +68,12 @@ class LiveServer:
         self.thread.join(timeout=30)
         self.loop.close()
 
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -139,11 +145,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def server(backend: Settings) -> Iterator[LiveServer]:
-    live = LiveServer(backend).start()
-    try:
+    with LiveServer(backend) as live:
         yield live
-    finally:
-        live.stop()
 
 
 ClientFactory = Callable[..., openai.OpenAI]

@@ -33,11 +33,8 @@ UPSTREAM_KEY = "sk-upstream-secret-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def embed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("embeddings"))).start()
-    try:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("embeddings"))) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def sdk_client(server: LiveServer, *, strict: bool = True) -> openai.OpenAI:
@@ -275,11 +272,8 @@ def proxy_server(
         upstream_api_key=UPSTREAM_KEY,
         upstream_max_retries=2,
     )
-    live = LiveServer(settings).start()
-    try:
+    with LiveServer(settings) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

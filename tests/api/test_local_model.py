@@ -46,11 +46,8 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
     """A server whose registry is built from settings alone: no upstream, so gpt-4o and the
     other well-known names are served by the bundled model."""
     settings = make_settings(tmp_path_factory.mktemp("local"), embedded_model_parallel=2)
-    live = LiveServer(settings, registry=build_registry(settings)).start()
-    try:
+    with LiveServer(settings, registry=build_registry(settings)) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

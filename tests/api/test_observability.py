@@ -139,11 +139,8 @@ def test_metrics_count_streams(client: openai.OpenAI, server: LiveServer) -> Non
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(make_settings(tmp_path, metrics_token="metrics-secret-token")).start()
-    try:
+    with LiveServer(make_settings(tmp_path, metrics_token="metrics-secret-token")) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_metrics_token_is_required_when_set(guarded: LiveServer) -> None:

@@ -124,11 +124,8 @@ def echo_server(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     registry = BackendRegistry(fallback=OpenAICompatBackend(upstream.base_url, "sk-upstream"))
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("note")), registry=registry).start()
-    try:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("note")), registry=registry) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_programs_print_the_notes_output(echo_server: LiveServer, upstream: FakeUpstream) -> None:
@@ -164,11 +161,8 @@ def test_the_placeholder_id_is_the_notes_400(echo_server: LiveServer) -> None:
 @pytest.fixture(scope="module")
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = make_settings(tmp_path_factory.mktemp("note-local"))
-    live = LiveServer(settings, registry=build_registry(settings)).start()
-    try:
+    with LiveServer(settings, registry=build_registry(settings)) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_programs_run_on_the_embedded_model(local_server: LiveServer) -> None:

@@ -110,11 +110,8 @@ def test_stream_schemas_check_each_event(path: str, good: str, bad: str) -> None
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("fuzz"))).start()
-    try:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("fuzz"))) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

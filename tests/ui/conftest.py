@@ -69,11 +69,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("ui"))).start()
-    try:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("ui"))) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @dataclass

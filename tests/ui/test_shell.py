@@ -62,11 +62,8 @@ def test_sign_in_with_a_key_and_out_again(browser: Browser, ui_server: LiveServe
 
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(make_settings(tmp_path_factory.mktemp("ui-open"), api_keys="")).start()
-    try:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("ui-open"), api_keys="")) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_no_key_is_needed_in_open_mode(
