@@ -475,7 +475,7 @@ def test_builtin_calls_of_a_run_and_of_a_thread(url: str, project: str) -> None:
                 await run_steps.start(conn, step)
                 await run_steps.save_tool_calls(conn, step, calls, usage=USAGE)
             await run_steps.start(conn, new_step(first, "message_creation"))
-            of_first = await run_steps.builtin_calls_of_run(conn, first.id)
+            of_first = run_steps.builtin_calls(await run_steps.of_run(conn, first.id))
             of_thread = await run_steps.builtin_calls_of_thread(conn, thread_id)
         assert [c.id for c in of_first] == ["a1", "a2"]
         assert [c.id for c in of_thread] == ["a1", "b1", "a2"]

@@ -124,13 +124,10 @@ class _Plan:
     results: dict[str, Processor]
 
     def run(self, raw: sqlite3.Connection, values: Mapping[str, Any]) -> Rows:
-        literals = self.literals
-        args = [
-            (values[name] if name in values else literals[name])
-            if convert is None
-            else convert(values[name] if name in values else literals[name])
-            for name, convert in zip(self.names, self.binds, strict=True)
-        ]
+        args = []
+        for name, convert in zip(self.names, self.binds, strict=True):
+            value = values[name] if name in values else self.literals[name]
+            args.append(value if convert is None else convert(value))
         try:
             cursor = raw.execute(self.sql, args)
         except sqlite3.Error as exc:

@@ -120,18 +120,13 @@ async def of_run(conn: Connection, run_id: str) -> list[RunStep]:
 
 
 @functools.cache
-def _of_run(*where: str) -> sa.Select[Any]:
+def _of_run() -> sa.Select[Any]:
     steps = tables.run_steps
-    conditions = [steps.c.run_id == param(steps, "run_id")]
-    if "tool_calls" in where:
-        conditions.append(steps.c.type == "tool_calls")
-    return sa.select(steps).where(*conditions).order_by(steps.c.sort_key, steps.c.id)
-
-
-async def builtin_calls_of_run(conn: Connection, run_id: str) -> list[ToolCall]:
-    """Every built-in (not function) call of the run's tool steps, in step order."""
-    rows = await prepared.execute(conn, _of_run("tool_calls"), {"p_run_id": run_id})
-    return builtin_calls([RunStep.from_row(row) for row in rows])
+    return (
+        sa.select(steps)
+        .where(steps.c.run_id == param(steps, "run_id"))
+        .order_by(steps.c.sort_key, steps.c.id)
+    )
 
 
 async def builtin_calls_of_thread(conn: Connection, thread_id: str) -> list[ToolCall]:
