@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +56,10 @@ def committed_ids(path: Path, table: str = "parent") -> set[int]:
     """What another connection (another process) sees as committed."""
     with sqlite3.connect(path) as other:
         return {row[0] for row in other.execute(f"SELECT id FROM {table}")}
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size
 
 
 def count_commits(db: Database) -> list[None]:
@@ -212,3 +217,114 @@ def test_another_connections_write_lock_is_awaited_without_blocking_the_loop(
 async def _write(db: Database, row_id: int) -> None:
     async with db.write() as conn:
         await insert(conn, row_id)
+
+
+def test_checkpoints_run_off_the_loop_and_move_the_wal_into_the_database(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint is off on the writer's connection (it would run inside
+    a COMMIT, on the loop); the writer's own, in a thread, copies the WAL into the file."""
+
+    async def scenario(db: Database, path: Path) -> tuple[int, int, int, list[int], set[int]]:
+        writer = db._writer
+        assert writer is not None
+        writer.checkpoint_every = 50
+        wal = path.with_name(path.name + "-wal")
+        size_before = file_size(path)
+        checkpoints = 0
+        wal_sizes = []
+        for row_id in range(1, 151):
+            # Concurrent with the checkpoint: writers wait for it (the WAL starts over).
+            await asyncio.gather(_write(db, row_id), _write(db, row_id + 1000))
+            if writer._checkpointing is not None:
+                checkpoints += 1
+                await writer.settle()
+                wal_sizes.append(file_size(wal))
+        assert writer._raw.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        return checkpoints, size_before, file_size(path), wal_sizes, committed_ids(path)
+
+    checkpoints, size_before, size_after, wal_sizes, rows = run(tmp_path, scenario)
+    assert checkpoints >= 3, wal_sizes
+    # The database file itself (not only the WAL) now holds the rows, and the WAL was
+    # written over from its start rather than grown by each 50 commits.
+    assert size_after > size_before
+    assert wal_sizes[-1] == wal_sizes[1], wal_sizes
+    assert rows == set(range(1, 151)) | set(range(1001, 1151))
+
+
+async def _concurrent_writes(db: Database, row_ids: range) -> None:
+    await asyncio.gather(*(_write(db, row_id) for row_id in row_ids))
+
+
+def test_under_load_blocks_run_in_one_loop_turn_share_the_commit(tmp_path: Path) -> None:
+    """Blocks that never wait inside (the usual kind) share a transaction once the writer
+    has seen that blocks come while a commit is deferred to the loop's next turn; alone, a
+    block commits at once."""
+
+    async def scenario(db: Database, path: Path) -> tuple[int, int, set[int]]:
+        commits = count_commits(db)
+        # The schema's block was the first batch; each of the next six commits at once,
+        # the eighth (a probe) is deferred and the remaining 14 blocks join it.
+        await _concurrent_writes(db, range(1, 21))
+        first = len(commits)
+        await _concurrent_writes(db, range(21, 41))
+        return first, len(commits) - first, committed_ids(path)
+
+    first, second, rows = run(tmp_path, scenario)
+    assert first == 7
+    assert second == 1
+    assert rows == set(range(1, 41))
+
+
+def test_closing_commits_the_open_batch(tmp_path: Path) -> None:
+    async def scenario(db: Database, path: Path) -> tuple[bool, set[int]]:
+        writer = db._writer
+        assert writer is not None
+        await _concurrent_writes(db, range(2, 22))  # commits are deferred from now on
+        write = asyncio.create_task(_write(db, 1))
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if writer._batch is not None and writer._batch.commit_due:
+                break  # the block ran; its commit is due in the loop's next turn
+        pending = writer._batch is not None
+        await writer.close()
+        await write
+        return pending, committed_ids(path)
+
+    pending, rows = run(tmp_path, scenario)
+    assert pending
+    assert 1 in rows
+
+
+def test_writes_wait_while_a_checkpoint_runs(tmp_path: Path) -> None:
+    """A checkpoint that writes overtook could never copy the whole WAL, which would then
+    grow without end: writes wait for it, reads do not."""
+
+    async def scenario(db: Database, path: Path) -> tuple[bool, set[int], set[int]]:
+        writer = db._writer
+        assert writer is not None
+        writer.checkpoint_every = 1
+        release = threading.Event()
+        checkpoint = writer._checkpoint
+
+        def held_checkpoint() -> None:
+            release.wait(10)
+            checkpoint()
+
+        writer._checkpoint = held_checkpoint  # type: ignore[method-assign]
+        await _write(db, 1)  # its commit starts the checkpoint
+        assert writer._checkpointing is not None
+        waiting = asyncio.create_task(_write(db, 2))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        async with db.read() as conn:
+            read = {row[0] for row in await conn.exec_driver_sql("SELECT id FROM parent")}
+        during = committed_ids(path)
+        blocked = not waiting.done()
+        release.set()
+        await writer.settle()
+        await waiting
+        return blocked, read | during, committed_ids(path)
+
+    blocked, during, after = run(tmp_path, scenario)
+    assert blocked
+    assert during == {1}
+    assert after == {1, 2}

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from assistd.store.group_commit import BUSY_TIMEOUT_S, WRITER_OPTION, GroupCommitWriter
+from assistd.store.prepared import sqlite_connection
 from assistd.store.sqlite_inline import inline_url
 
 logger = logging.getLogger("assistd.store")
@@ -29,6 +30,8 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant, the same in every process of a deployment ("assistd" in ASCII).
 _MIGRATION_LOCK = 0x61737369737464
 _IMMEDIATE = "assistd_sqlite_immediate"
+# Idle read connections kept open (SQLite): reads never yield inside, so few are in use.
+_KEEP_READERS = 4
 
 
 class Database:
@@ -50,6 +53,7 @@ class Database:
         engine_url = make_url(url)
         self._writer: GroupCommitWriter | None = None
         self._write_lock: asyncio.Lock | None = None
+        self._readers: list[AsyncConnection] = []  # idle read connections (SQLite on disk)
         if self.dialect == "sqlite":
             database = engine_url.database
             on_disk = bool(database) and database != ":memory:"
@@ -67,7 +71,7 @@ class Database:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             if on_disk:
-                self._writer = GroupCommitWriter(self.engine)
+                self._writer = GroupCommitWriter(self.engine, str(database))
             else:
                 # One shared in-memory connection: no separate writer, writes take turns.
                 self._write_lock = asyncio.Lock()
@@ -78,14 +82,33 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        # Not ``engine.begin()``: its exit closes the connection in a task of its own (so a
-        # cancellation cannot cut the close short), two loop turns per read; closing an
-        # inline SQLite connection never yields, so nothing can cut it short here.
-        conn = await self.engine.connect()
-        try:
-            async with conn.begin():
+        if self._writer is None:
+            # In memory: one connection shared with the writes, SQLAlchemy's way.
+            async with self.engine.begin() as conn:
                 yield conn
-        finally:
+            return
+        # Kept open between reads, and BEGIN and COMMIT straight to sqlite3: a checkout,
+        # SQLAlchemy's begin and commit and a check-in cost several times a read's SELECTs.
+        # Nothing here yields (inline SQLite), so a cancellation cannot cut it short.
+        conn = self._readers.pop() if self._readers else await self.engine.connect()
+        raw = sqlite_connection(conn)
+        assert raw is not None
+        raw.execute("BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()  # SQLAlchemy's bookkeeping, if a statement began it
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            await conn.close()
+            raise
+        if conn.in_transaction():
+            await conn.commit()
+        else:
+            raw.execute("COMMIT")
+        if len(self._readers) < _KEEP_READERS:
+            self._readers.append(conn)
+        else:
             await conn.close()
 
     @asynccontextmanager
@@ -117,6 +140,9 @@ class Database:
     async def dispose(self) -> None:
         if self._writer is not None:
             await self._writer.close()
+        readers, self._readers = self._readers, []
+        for conn in readers:
+            await conn.close()
         await self.engine.dispose()
 
 
@@ -148,6 +174,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         options = conn.get_execution_options()
         if options.get(WRITER_OPTION, False):
             return  # the group-commit writer began it already
-        # Straight to sqlite3 (the inline driver's ``raw``): this runs for every read.
         driver: Any = conn.connection.dbapi_connection
+        if driver.raw.in_transaction:
+            return  # a read began it (``Database.read``), and a statement took this path
         driver.raw.execute("BEGIN IMMEDIATE" if options.get(_IMMEDIATE, False) else "BEGIN")
