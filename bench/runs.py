@@ -11,8 +11,8 @@ it, each in its own process. Then, at 1 and at N concurrent clients, measures:
 and the throughput of streamed runs (completed runs per second). Figures are printed; the
 load generator shares this machine's cores with both servers.
 
-    .venv/bin/python bench/runs.py [--runs 200] [--concurrency 200] [--words 40 --delay-ms 5]
-        [--postgres URL [--workers N] [--redis URL [--executors M]]]
+    .venv/bin/python bench/runs.py [--runs 200] [--concurrency 200] [--rounds 3]
+        [--words 40 --delay-ms 5] [--postgres URL [--workers N] [--redis URL [--executors M]]]
 """
 
 from __future__ import annotations
@@ -148,7 +148,12 @@ def cpu_seconds(*pids: int) -> float:
 
 
 async def bench(
-    base: str, upstream: str, runs: int, concurrency: int, pids: dict[str, list[int]]
+    base: str,
+    upstream: str,
+    runs: int,
+    concurrency: int,
+    pids: dict[str, list[int]],
+    rounds: int = 1,
 ) -> None:
     headers = {"Authorization": "Bearer bench", "OpenAI-Beta": "assistants=v2"}
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency)
@@ -164,26 +169,43 @@ async def bench(
             f"{'':<26}{'first token p50/p95 ms':>26}{'[DONE] p50/p95 ms':>24}{'per second':>12}"
             f"{'CPU ms/run':>12}"
         )
+        summary = []
         for label, n, c in (
             ("1 at a time", min(runs, 50), 1),
             (f"{concurrency} at once", runs, concurrency),
         ):
-            for name, one in (
-                ("direct upstream", lambda: stream_direct(http, upstream)),
-                ("assistd run", lambda: stream_run(http, base, assistant)),
-            ):
-                # CPU of the process serving the stream: the upstream's for a direct one,
-                # assistd's (the upstream's comes on top) for a run.
-                pid = pids["upstream" if name.startswith("direct") else "assistd"]
-                cpu = cpu_seconds(*pid)
-                firsts, dones, elapsed = await measure(n, c, one)
-                cpu = cpu_seconds(*pid) - cpu
-                print(
-                    f"{name + ', ' + label:<26}"
-                    f"{pct(firsts, 50):>13.1f} / {pct(firsts, 95):<10.1f}"
-                    f"{pct(dones, 50):>11.1f} / {pct(dones, 95):<10.1f}"
-                    f"{n / elapsed:>10.1f}{cpu * 1000 / n:>12.1f}"
-                )
+            # Rounds alternate direct and assistd, so that both see the machine's speed
+            # (which drifts) alike; each round's added latency and rate ratio are its own.
+            added: list[float] = []
+            ratios: list[float] = []
+            for _ in range(rounds):
+                got: dict[str, tuple[float, float]] = {}
+                for name, one in (
+                    ("direct upstream", lambda: stream_direct(http, upstream)),
+                    ("assistd run", lambda: stream_run(http, base, assistant)),
+                ):
+                    # CPU of the process serving the stream: the upstream's for a direct
+                    # one, assistd's (the upstream's comes on top) for a run.
+                    pid = pids["upstream" if name.startswith("direct") else "assistd"]
+                    cpu = cpu_seconds(*pid)
+                    firsts, dones, elapsed = await measure(n, c, one)
+                    cpu = cpu_seconds(*pid) - cpu
+                    got[name] = (pct(firsts, 50), n / elapsed)
+                    print(
+                        f"{name + ', ' + label:<26}"
+                        f"{pct(firsts, 50):>13.1f} / {pct(firsts, 95):<10.1f}"
+                        f"{pct(dones, 50):>11.1f} / {pct(dones, 95):<10.1f}"
+                        f"{n / elapsed:>10.1f}{cpu * 1000 / n:>12.1f}"
+                    )
+                added.append(got["assistd run"][0] - got["direct upstream"][0])
+                ratios.append(got["assistd run"][1] / got["direct upstream"][1])
+            summary.append(
+                f"{label}: first token added {statistics.median(added):.1f} ms p50, "
+                f"runs/s {statistics.median(ratios):.2f}x direct (median of {rounds} "
+                f"round(s): {', '.join(f'{a:.1f}' for a in added)} ms; "
+                f"{', '.join(f'{r:.2f}' for r in ratios)})"
+            )
+        print("\n".join(summary))
 
 
 def main() -> None:
@@ -194,6 +216,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
     parser.add_argument("--workers", type=int, default=1, help="API processes (serve --workers)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure each load this many times, alternating"
+    )
     parser.add_argument(
         "--redis",
         metavar="URL",
@@ -249,7 +274,8 @@ def main() -> None:
                     f"http://127.0.0.1:{up_port}/v1",
                     args.runs,
                     args.concurrency,
-                    {
+                    rounds=args.rounds,
+                    pids={
                         "upstream": [upstream.pid],
                         "assistd": [server.pid, *(p.pid for p in executors)],
                     },
