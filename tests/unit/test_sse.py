@@ -151,6 +151,32 @@ def test_message_delta_shape_and_encoding() -> None:
     )
 
 
+# Text as it can come from a model: quotes, escapes, control characters, line and
+# paragraph separators, astral characters.
+AWKWARD_TEXTS = [
+    "word ",
+    "",
+    'say "hi"',
+    "a\\b",
+    "line\nnext\ttab",
+    "\x00\x1f",
+    "\u2028\u2029",
+    "😀 é",
+    "</script>",
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD_TEXTS)
+@pytest.mark.parametrize("index", [0, 3])
+def test_a_text_piece_encodes_as_the_compact_encoder_writes_it(value: str, index: int) -> None:
+    """A token's delta (text only, no annotations) is written from its parts, the same
+    bytes as the general encoder's."""
+    event = message_delta("msg_1", {"index": index, "type": "text", "text": {"value": value}})
+    _, data = _frame(encode(event))
+    assert data == json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(data)["delta"]["content"][0]["text"]["value"] == value
+
+
 def test_step_delta_shape() -> None:
     call = {"index": 1, "type": "function", "function": {"arguments": "{}"}}
     event = step_delta("step_1", call)

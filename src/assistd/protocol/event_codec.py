@@ -39,6 +39,8 @@ _DECODABLE: dict[str, tuple[type[StreamEvent], type[BaseModel] | None]] = {
 # One encoder for every event: json.dumps with options builds a new one per call, and a
 # run's stream is one call per token.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# A string as that encoder writes it.
+_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 class UnknownEvent(ValueError):
@@ -47,6 +49,8 @@ class UnknownEvent(ValueError):
 
 def encode_data(event: StreamEvent) -> str:
     """What follows ``data:``: the wire object's JSON (or ``[DONE]``)."""
+    if type(event) is MessageDelta and (text := _text_piece(event)) is not None:
+        return text
     if isinstance(event, ChatChunkEvent):
         return event.data.model_dump_json(exclude=None if event.include_usage else {"usage"})
     data = event.data
@@ -55,6 +59,32 @@ def encode_data(event: StreamEvent) -> str:
     if isinstance(data, str):
         return data  # [DONE]
     return _COMPACT.encode(data)
+
+
+def _text_piece(event: MessageDelta) -> str | None:
+    """The JSON of the commonest event, a piece of text with nothing else (every token
+    of a streamed answer), written from its parts: the same text as the encoder's, at a
+    fraction of its cost. None for any other delta."""
+    data = event.data
+    content = data["delta"]["content"]
+    if len(content) != 1:
+        return None
+    part: dict[str, Any] = content[0]
+    text = part.get("text")
+    index = part.get("index")
+    if (
+        len(part) != 3
+        or part.get("type") != "text"
+        or type(index) is not int
+        or type(text) is not dict
+        or len(text) != 1
+        or type(value := text.get("value")) is not str
+    ):
+        return None
+    return (
+        f'{{"id":{_string(data["id"])},"object":"thread.message.delta","delta":{{"content":'
+        f'[{{"index":{index},"type":"text","text":{{"value":{_string(value)}}}}}]}}}}'
+    )
 
 
 def decode(
