@@ -8,9 +8,17 @@ from collections.abc import AsyncIterator
 from typing import Any, get_args
 
 import pytest
+from starlette.types import Message
 
 from assistd.errors import APIError
-from assistd.http.sse import LastChunk, assistant_stream, chat_stream, encode
+from assistd.http.sse import (
+    LastChunk,
+    assistant_stream,
+    chat_stream,
+    encode,
+    event_stream_response,
+)
+from assistd.observability.asgi import BODY_SEND
 from assistd.protocol.chat import ChatCompletionChunk, ChunkChoice, ChunkDelta, CompletionUsage
 from assistd.protocol.events import (
     ChatChunkEvent,
@@ -306,3 +314,32 @@ def test_events_ready_together_go_out_as_one_chunk_of_the_same_frames() -> None:
     # [DONE] goes with the ending event, as the body's last chunk.
     assert chunks[1:] == [encode(*ended[0]) + encode(Done())]
     assert isinstance(chunks[-1], LastChunk)
+
+
+def test_a_streamed_body_goes_to_the_outermost_send_after_a_start_through_every_layer() -> None:
+    """The start (status, headers) passes every middleware; the chunks go straight to the
+    send the outermost layer left in the scope, skipping wrappers that only watch starts."""
+    outer: list[Message] = []
+    inner: list[Message] = []
+
+    async def outer_send(message: Message) -> None:
+        outer.append(message)
+
+    async def inner_send(message: Message) -> None:
+        inner.append(message)
+
+    async def receive() -> Message:
+        await asyncio.sleep(10)  # no disconnect while the body streams
+        return {"type": "http.disconnect"}
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        yield LastChunk(b"data: [DONE]\n\n")
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, BODY_SEND: outer_send}
+    asyncio.run(event_stream_response(body())(scope, receive, inner_send))
+    assert [m["type"] for m in inner] == ["http.response.start"]
+    assert [(m["body"], m["more_body"]) for m in outer] == [
+        (b"data: 1\n\n", True),
+        (b"data: [DONE]\n\n", False),
+    ]

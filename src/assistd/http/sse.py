@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from assistd.errors import APIError
 from assistd.observability import metrics
+from assistd.observability.asgi import BODY_SEND
 from assistd.protocol.event_codec import encode_data
 from assistd.protocol.events import (
     ChatDone,
@@ -39,7 +40,15 @@ class LastChunk(bytes):
 
 class EventStreamResponse(StreamingResponse):
     """A ``StreamingResponse`` that ends the body with its ``LastChunk`` rather than with
-    a chunk of its own: one socket write less per stream."""
+    a chunk of its own: one socket write less per stream. Its start goes through every
+    middleware; its chunks straight to the outermost one's ``send`` (``BODY_SEND``): the
+    layers in between act on the start only, and a stream is one send per token."""
+
+    _body_send: Send | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._body_send = scope.get(BODY_SEND)
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
         metrics.ACTIVE_STREAMS.inc()
@@ -52,6 +61,7 @@ class EventStreamResponse(StreamingResponse):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        send = self._body_send or send
         ended = False
         async for chunk in self.body_iterator:
             if ended:

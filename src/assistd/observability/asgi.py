@@ -12,6 +12,10 @@ from assistd.observability import metrics
 access = logging.getLogger("assistd.access")
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Where this (the outermost of assistd's layers) leaves the ``send`` it was given: a
+# streamed body's chunks may go straight to it once the response started through every
+# layer, whose wrappers act on the start only (status, headers).
+BODY_SEND = "assistd.body_send"
 
 
 def route_template(scope: Scope) -> str:
@@ -49,6 +53,7 @@ class ObserveRequests:
             return
         started = time.perf_counter()
         status = 0  # no response: the client went away first
+        scope[BODY_SEND] = send
 
         async def observed(message: Message) -> None:
             nonlocal status
