@@ -247,7 +247,10 @@ class GroupCommitWriter:
             if not future.cancelled() and future.exception() is not None:
                 # Not fatal: the WAL only grows until a later checkpoint succeeds.
                 logger.warning("WAL checkpoint failed: %s", future.exception())
-            self._grant_next()
+            if self._conn is not None:
+                self._grant_next()
+            else:
+                self._busy = False  # closed meanwhile
 
         done.add_done_callback(finished)
 
