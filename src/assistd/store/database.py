@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from assistd.store import sqlite_inline
 from assistd.store.group_commit import BUSY_TIMEOUT_S, WRITER_OPTION, GroupCommitWriter
 from assistd.store.prepared import sqlite_connection
-from assistd.store.sqlite_inline import inline_url
 
 logger = logging.getLogger("assistd.store")
 
@@ -59,7 +59,7 @@ class Database:
             on_disk = bool(database) and database != ":memory:"
             if on_disk:
                 Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
-            engine_url = inline_url(engine_url)
+            engine_url = sqlite_inline.inline_url(engine_url)
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
             # Every use is a begin() block that commits or rolls back itself; the pool's own
             # rollback on check-in would only be one more statement per transaction.
@@ -97,15 +97,10 @@ class Database:
         try:
             yield conn
         except BaseException:
-            await conn.rollback()  # SQLAlchemy's bookkeeping, if a statement began it
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
+            sqlite_inline.rollback(conn, raw)
             await conn.close()
             raise
-        if conn.in_transaction():
-            await conn.commit()
-        else:
-            raw.execute("COMMIT")
+        sqlite_inline.commit(conn, raw)
         if len(self._readers) < _KEEP_READERS:
             self._readers.append(conn)
         else:

@@ -32,6 +32,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from assistd.store import sqlite_inline
+
 logger = logging.getLogger("assistd.store")
 
 # Marks the writer's connection: the engine's ``begin`` hook leaves BEGIN to the writer.
@@ -212,12 +214,7 @@ class GroupCommitWriter:
         assert self._conn is not None
         if failure is None:
             try:
-                if self._conn.in_transaction():
-                    # A block's statement took SQLAlchemy's path, which began its own
-                    # bookkeeping: its commit ends both (the inline driver never waits).
-                    self._conn.sync_connection.commit()  # type: ignore[union-attr]
-                else:
-                    self._raw.execute("COMMIT")
+                sqlite_inline.commit(self._conn, self._raw)
             except BaseException as exc:
                 failure = exc
             else:
@@ -225,12 +222,7 @@ class GroupCommitWriter:
                 if self._commits >= self.checkpoint_every and self._checkpointing is None:
                     self._start_checkpoint()
         if failure is not None:
-            with suppress(Exception):
-                self._conn.sync_connection.rollback()  # type: ignore[union-attr]
-            # A COMMIT that failed (a deferred constraint) leaves SQLite's transaction open
-            # though SQLAlchemy counts it as over.
-            if self._raw.in_transaction:
-                self._raw.execute("ROLLBACK")
+            sqlite_inline.rollback(self._conn, self._raw)
             batch.committed.set_exception(failure)
             # Marks it retrieved: callers whose blocks raised never await it.
             batch.committed.exception()

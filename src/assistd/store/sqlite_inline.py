@@ -16,12 +16,14 @@ from __future__ import annotations
 import sqlite3
 import types
 from collections import deque
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util.concurrency import await_
 
 DRIVER = "assistd_inline"
@@ -148,6 +150,30 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
 
 
 registry.register(f"sqlite.{DRIVER}", __name__, "InlineSQLiteDialect")
+
+
+# Transactions begun straight on ``raw`` (SQLAlchemy's begin and commit cost several times
+# a short transaction's statements): SQLAlchemy keeps books only once a statement took its
+# path, and then its commit or rollback ends both. The inline driver never waits, so its
+# sync calls are safe on the loop.
+
+
+def commit(conn: AsyncConnection, raw: sqlite3.Connection) -> None:
+    """COMMIT the transaction begun on ``raw`` under ``conn``."""
+    if conn.in_transaction():
+        conn.sync_connection.commit()  # type: ignore[union-attr]
+    else:
+        raw.execute("COMMIT")
+
+
+def rollback(conn: AsyncConnection, raw: sqlite3.Connection) -> None:
+    """Roll back the transaction begun on ``raw`` under ``conn``."""
+    with suppress(Exception):
+        conn.sync_connection.rollback()  # type: ignore[union-attr]
+    # A COMMIT that failed (a deferred constraint) leaves SQLite's transaction open though
+    # SQLAlchemy counts it as over.
+    if raw.in_transaction:
+        raw.execute("ROLLBACK")
 
 
 def inline_url(url: URL) -> URL:
