@@ -9,8 +9,8 @@ values of a fresh queued run, open step or open message, so a test names only wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,21 @@ def run_on(url: str, scenario: Callable[[Database], Awaitable[T]]) -> T:
             await db.dispose()
 
     return asyncio.run(main())
+
+
+@asynccontextmanager
+async def impatient_writer(db: Database) -> AsyncIterator[Connection]:
+    """A second writing connection (beside ``db.write``'s) that gives up waiting for a
+    lock after 50 ms instead of the default."""
+    if db.dialect == "sqlite":
+        async with db.read() as conn:  # its own connection, which may write
+            await conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+            yield conn
+        return
+    # PostgreSQL's reads run without a transaction (and SET LOCAL needs one).
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("SET LOCAL lock_timeout = '50ms'")
+        yield conn
 
 
 async def _migrate(db: Database) -> None:

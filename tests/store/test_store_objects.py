@@ -33,7 +33,7 @@ from assistd.store.blobs import LocalBlobStore, StoredBlob
 from assistd.store.database import Connection, Database
 from assistd.store.records import Assistant, File, Message, Thread
 from assistd.store.repository import Order, PageQuery, RecordRepository
-from tests.store_support import migrated_url, new_assistant, new_thread
+from tests.store_support import impatient_writer, migrated_url, new_assistant, new_thread
 from tests.store_support import run_on as run
 
 T = TypeVar("T")
@@ -346,8 +346,7 @@ def test_a_locked_thread_keeps_other_writers_out(url: str, project: str) -> None
             assert await threads.lock(holder, project + "x", made.id) is False
             assert await threads.lock(holder, project, ids.new_id("thread")) is False
             assert await threads.lock(holder, project, made.id) is True
-            async with db.read() as other:
-                await _short_lock_wait(other, db)
+            async with impatient_writer(db) as other:
                 with pytest.raises(sa.exc.DBAPIError):
                     await threads.patch(other, made, metadata={"late": "1"})
         async with db.write() as conn:
@@ -357,14 +356,6 @@ def test_a_locked_thread_keeps_other_writers_out(url: str, project: str) -> None
             )
 
     run(url, scenario)
-
-
-async def _short_lock_wait(conn: Connection, db: Database) -> None:
-    """Make ``conn`` give up waiting for a lock quickly instead of after the default."""
-    if db.dialect == "sqlite":
-        await conn.exec_driver_sql("PRAGMA busy_timeout = 50")
-    else:
-        await conn.exec_driver_sql("SET LOCAL lock_timeout = '50ms'")
 
 
 # --- messages (as clients add them)

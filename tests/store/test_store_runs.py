@@ -31,7 +31,14 @@ from assistd.store.tool_calls import (
 )
 from assistd.store.wire import MODEL_KEY, message_to_wire, run_to_wire, step_to_wire
 from tests import store_support
-from tests.store_support import message_record, migrated_url, run_on, run_record, step_record
+from tests.store_support import (
+    impatient_writer,
+    message_record,
+    migrated_url,
+    run_on,
+    run_record,
+    step_record,
+)
 
 T = TypeVar("T")
 ALL_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
@@ -189,11 +196,7 @@ def test_a_locked_run_makes_other_writers_wait(url: str, project: str) -> None:
             made = await stored_run(conn, project)
         async with db.write() as holder:
             await runs.lock(holder, made.id)
-            async with db.read() as other:
-                if db.dialect == "sqlite":
-                    await other.exec_driver_sql("PRAGMA busy_timeout = 50")
-                else:
-                    await other.exec_driver_sql("SET LOCAL lock_timeout = '50ms'")
+            async with impatient_writer(db) as other:
                 with pytest.raises(sa.exc.DBAPIError):
                     await runs.patch(other, made, metadata={"late": "1"})
         async with db.write() as conn:

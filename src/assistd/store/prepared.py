@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.types import TypeEngine
+
+from assistd.store import postgres
 
 
 def param(table: sa.Table, column: str) -> sa.BindParameter[Any]:
@@ -56,16 +59,23 @@ async def execute(conn: AsyncConnection, statement: Executable, values: Mapping[
     """Run a statement built once (module-level or cached, never one built per call) with
     ``values``.
 
-    On SQLite it goes straight to ``sqlite3`` with SQL and type conversions SQLAlchemy
-    compiled once for it: SQLAlchemy's execution machinery (execution context, parameter
-    construction, result metadata) cost several times what SQLite takes to run a run's
-    statements, the largest cost of a streamed run. Elsewhere it is ``conn.execute``.
+    It goes straight to the driver (``sqlite3``, or asyncpg's prepared statement) with SQL
+    and type conversions SQLAlchemy compiled once for it: SQLAlchemy's execution machinery
+    (execution context, parameter construction, result metadata) cost several times what
+    SQLite takes to run a run's statements, the largest cost of a streamed run, and twice
+    asyncpg's own time on PostgreSQL. What that cannot serve is ``conn.execute``.
     """
     raw = sqlite_connection(conn)
     if raw is not None:
         plan = _plan(statement, conn.dialect, values)
         if plan is not None:
             return plan.run(raw, values)
+    elif conn.dialect.name == "postgresql":
+        plan = _plan(statement, conn.dialect, values)
+        if plan is not None:
+            found = await postgres.fetch(conn, plan.sql, plan.args(values))
+            if found is not None:
+                return plan.rows(found.keys, found.rows, found.rowcount, found.coltypes)
     result = await conn.execute(statement, dict(values))
     rows = [dict(row) for row in result.mappings()] if result.returns_rows else []
     return Rows(rows, result.rowcount)
@@ -120,35 +130,66 @@ class _Plan:
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
     literals: dict[str, Any]
-    # Result column name -> conversion.
-    results: dict[str, Processor]
+    dialect: Dialect
+    # Result column name -> its type as the dialect implements it.
+    results: dict[str, TypeEngine[Any]]
+    # The conversions of a result's columns, by its column names and their types.
+    converters: dict[tuple[tuple[str, ...], tuple[Any, ...] | None], list[Processor]]
 
-    def run(self, raw: sqlite3.Connection, values: Mapping[str, Any]) -> Rows:
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        """The statement's positional parameters, converted for the driver."""
         args = []
         for name, convert in zip(self.names, self.binds, strict=True):
             value = values[name] if name in values else self.literals[name]
             args.append(value if convert is None else convert(value))
+        return args
+
+    def rows(
+        self,
+        keys: Sequence[str],
+        found: Iterable[Sequence[Any]],
+        rowcount: int,
+        coltypes: tuple[Any, ...] | None = None,
+    ) -> Rows:
+        """``found`` (the driver's rows, columns ``keys`` of types ``coltypes`` where the
+        driver tells them) converted from the driver's values."""
+        shape = (tuple(keys), coltypes)
+        converts = self.converters.get(shape)
+        if converts is None:
+            converts = self.converters[shape] = self._converts(keys, coltypes)
+        rows = [
+            {
+                key: value if convert is None else convert(value)
+                for key, convert, value in zip(keys, converts, row, strict=True)
+            }
+            for row in found
+        ]
+        return Rows(rows, rowcount)
+
+    def _converts(self, keys: Sequence[str], coltypes: tuple[Any, ...] | None) -> list[Processor]:
+        types = coltypes if coltypes is not None else (None,) * len(keys)
+        return [
+            result.result_processor(self.dialect, coltype)
+            if (result := self.results.get(key)) is not None
+            else None
+            for key, coltype in zip(keys, types, strict=True)
+        ]
+
+    def run(self, raw: sqlite3.Connection, values: Mapping[str, Any]) -> Rows:
+        args = self.args(values)
         try:
             cursor = raw.execute(self.sql, args)
         except sqlite3.Error as exc:
             # As SQLAlchemy raises it (IntegrityError, OperationalError...), which callers
             # and the error mapping expect.
             raise sa.exc.DBAPIError.instance(self.sql, args, exc, sqlite3.Error) from exc
-        rows: list[dict[str, Any]] = []
-        if cursor.description:
-            keys = [column[0] for column in cursor.description]
-            converts = [self.results.get(key) for key in keys]
-            for row in cursor.fetchall():
-                rows.append(
-                    {
-                        key: value if convert is None else convert(value)
-                        for key, convert, value in zip(keys, converts, row, strict=True)
-                    }
-                )
-        return Rows(rows, cursor.rowcount)
+        if not cursor.description:
+            return Rows([], cursor.rowcount)
+        keys = [column[0] for column in cursor.description]
+        return self.rows(keys, cursor.fetchall(), cursor.rowcount)
 
 
-_PLANS: dict[tuple[int, tuple[str, ...] | None], _Plan | None] = {}
+_PLANS: dict[tuple[int, str, tuple[str, ...] | None], _Plan | None] = {}
 # Statements built per call would grow the cache without end: past this many plans, new
 # statements take SQLAlchemy's path.
 _MAX_PLANS = 512
@@ -157,7 +198,8 @@ _MAX_PLANS = 512
 def _plan(statement: Executable, dialect: Dialect, values: Mapping[str, Any]) -> _Plan | None:
     # An INSERT's SQL depends on which columns it is given.
     keys = tuple(sorted(values)) if isinstance(statement, sa.Insert) else None
-    key = (id(statement), keys)
+    # One process may serve both databases (the tests do): each has its own SQL.
+    key = (id(statement), dialect.name, keys)
     if key in _PLANS:
         return _PLANS[key]
     if len(_PLANS) >= _MAX_PLANS:
@@ -183,9 +225,11 @@ def _compile(statement: Executable, dialect: Dialect, keys: tuple[str, ...] | No
         converts.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
         if not bind.required:
             literals[name] = bind.effective_value
-    results: dict[str, Processor] = {
-        column.name: column.type.dialect_impl(dialect).result_processor(dialect, None)
+    results: dict[str, TypeEngine[Any]] = {
+        column.name: column.type.dialect_impl(dialect)
         for column in getattr(statement, "exported_columns", ())
         if isinstance(column, sa.ColumnElement) and getattr(column, "name", None)
     }
-    return _Plan(statement, compiled.string, tuple(names), tuple(converts), literals, results)
+    return _Plan(
+        statement, compiled.string, tuple(names), tuple(converts), literals, dialect, results, {}
+    )

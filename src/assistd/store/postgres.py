@@ -1,0 +1,107 @@
+"""PostgreSQL: a pooled connection's liveness checked without a round trip while it is
+fresh, and statements compiled once run as asyncpg prepared statements.
+
+SQLAlchemy's ``pool_pre_ping`` costs three round trips per checkout on asyncpg (BEGIN, a
+ping, ROLLBACK), more than many of a run's transactions take themselves (a run's way to
+its first token opened four). A connection the server closed (a restart, an idle
+timeout) is seen closed by asyncpg as soon as the event loop read its end, so checking
+that costs nothing; only a connection idle for longer than ``PING_AFTER_IDLE_S``, which
+a silently dropped network could have lost, is pinged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util.concurrency import await_
+
+PING_AFTER_IDLE_S = 10.0
+_IDLE_SINCE = "assistd_idle_since"
+
+
+def configure(engine: AsyncEngine) -> None:
+    """Check each connection as the pool hands it out; a dead one is replaced (the pool
+    retries the checkout on ``DisconnectionError``)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        driver = proxy.driver_connection  # the asyncpg connection
+        if driver is None or driver.is_closed():
+            raise exc.DisconnectionError("the connection was closed")
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            await_(driver.fetchrow(";"))
+        except Exception as error:
+            raise exc.DisconnectionError("the connection did not answer a ping") from error
+
+
+# What ``fetch`` uses of SQLAlchemy's asyncpg adapter (2.1): its statement lock, its
+# lazily begun transaction, its prepared-statement cache and its error translation. Where
+# an adapter lacks them (another SQLAlchemy, another driver), statements take
+# SQLAlchemy's path.
+_ADAPTER_API = ("_execute_mutex", "_transaction", "_start_transaction", "_prepare")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    keys: list[str]  # the result's column names
+    coltypes: tuple[int, ...]  # and their type oids
+    rows: list[Any]
+    rowcount: int  # how many rows it changed, -1 where unknown
+
+
+async def fetch(conn: AsyncConnection, sql: str, args: list[Any]) -> Fetched | None:
+    """Run ``sql`` (compiled by SQLAlchemy for asyncpg) with ``args`` as SQLAlchemy's
+    cursor would, in the connection's transaction. None when the connection's adapter is
+    not the one this knows.
+
+    A statement through ``conn.execute`` costs twice asyncpg's own time in SQLAlchemy's
+    execution context, parameter handling and result construction: on a run's way to its
+    first token that was about 1 ms of the loop's time.
+    """
+    adapter: Any = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    if not all(hasattr(adapter, name) for name in _ADAPTER_API):
+        return None
+    try:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()  # a no-op in autocommit
+            statement, attributes = await adapter._prepare(
+                sql,
+                conn.dialect._invalidate_schema_cache_asof,  # type: ignore[attr-defined]
+            )
+            rows = await statement.fetch(*args)
+            status = statement.get_statusmsg() or ""
+    except Exception as error:
+        raise _translated(conn, adapter, sql, args, error) from error
+    # "INSERT 0 1", "UPDATE 3", "SELECT 2": the count is the last word.
+    count = status.rsplit(" ", 1)[-1]
+    return Fetched(
+        keys=[attribute.name for attribute in attributes or ()],
+        coltypes=tuple(attribute.type.oid for attribute in attributes or ()),
+        rows=rows,
+        rowcount=int(count) if count.isdigit() else -1,
+    )
+
+
+def _translated(
+    conn: AsyncConnection, adapter: Any, sql: str, args: list[Any], error: Exception
+) -> Exception:
+    """``error`` as SQLAlchemy raises it (IntegrityError, OperationalError...), which
+    callers and the error mapping expect."""
+    try:
+        adapter._handle_exception(error)  # raises the DB-API's translation
+    except Exception as translated:
+        dbapi: Any = conn.dialect.loaded_dbapi
+        return exc.DBAPIError.instance(sql, args, translated, dbapi.Error)
+    return error
