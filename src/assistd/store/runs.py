@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from assistd.protocol.runs import ACTIVE_STATUSES, RunStatus
@@ -24,12 +25,22 @@ _repo = RecordRepository(tables.runs, "run", Run)
 async def create(conn: Connection, run: Run) -> bool:
     """Store a new run; False, with nothing stored, when the database refuses it: the
     unique index on active runs caught a concurrent creation on the same thread."""
+    if conn.dialect.name == "postgresql":
+        # ON CONFLICT DO NOTHING rather than a savepoint around a failing INSERT: two round
+        # trips fewer on a run's way to its first token.
+        inserted = await prepared.execute(conn, _inserting_unless_active(), run.values())
+        return inserted.rowcount > 0
     try:
         async with prepared.savepoint(conn):
             await _repo.add(conn, run)
     except IntegrityError:
         return False
     return True
+
+
+@functools.cache
+def _inserting_unless_active() -> sa.Insert:
+    return postgresql.insert(tables.runs).on_conflict_do_nothing()
 
 
 @functools.cache
