@@ -17,17 +17,20 @@ async def stored_run(
     *,
     worker_id: str | None = None,
     lease_until: float | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """A run on its own thread, as some worker (or none) left it."""
+    """A run on its own thread, as some worker (or none) left it (a fresh id unless
+    given)."""
     thread_id = ids.new_id("thread")
     key = ids.sort_key_of(thread_id, "thread")
     assert key is not None
     thread = Thread(
         id=thread_id, sort_key=key, project="proj", created_at=0, tool_resources=None, metadata={}
     )
-    run = run_record(thread_id=thread_id, assistant_id="asst_x", status=status, model="m").but(
-        worker_id=worker_id, lease_until=lease_until
+    made = run_record(
+        id=run_id, thread_id=thread_id, assistant_id="asst_x", status=status, model="m"
     )
+    run = made.but(worker_id=worker_id, lease_until=lease_until)
     async with db.write() as conn:
         await RecordRepository(tables.threads, "thread", Thread).add(conn, thread)
         assert await runs.create(conn, run)

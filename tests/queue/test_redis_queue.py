@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from assistd import ids
 from assistd.config import Settings
 from assistd.queue.base import Abandoned, RunQueue
 from assistd.queue.factory import build_queue
@@ -203,6 +204,26 @@ def test_reserve_leases_the_run_and_the_worker_takes_the_lease_over(url: str, pr
         await api.put(other)
         assert await next_run(worker) == other
         holder, until = await lease_of(h.db, other)
+        assert holder == B
+        assert fresh(until)
+
+    scenario(url, prefix, body)
+
+
+def test_a_new_run_stored_with_lease_new_is_put_with_that_lease(url: str, prefix: str) -> None:
+    async def body(h: Harness) -> None:
+        api, worker = h.queue(A), h.queue(B)
+        run_id = ids.new_id("run")
+        lease = api.lease_new(run_id)
+        assert lease.worker_id == A
+        assert fresh(lease.until)
+        await stored_run(h.db, worker_id=lease.worker_id, lease_until=lease.until, run_id=run_id)
+        await api.put(run_id)
+        assert await next_run(worker) == run_id
+        # As after ``reserve``: the lease written with the row still has long to run, and
+        # the worker's first renewal takes it over.
+        await worker.renew()
+        holder, until = await lease_of(h.db, run_id)
         assert holder == B
         assert fresh(until)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from assistd import ids
 from assistd.queue.base import Abandoned, RunQueue
 from assistd.queue.inprocess import InProcessRunQueue
 from assistd.store import runs
@@ -67,6 +68,23 @@ def test_reserve_leases_the_run_in_the_transaction_that_queues_it(tmp_path: Path
         # Reserved is not yet put: nothing to take, nothing held.
         assert queue.held == set()
         assert await taken(queue) == []
+
+    scenario(tmp_path, body)
+
+
+def test_a_new_run_is_stored_with_the_lease_of_lease_new(tmp_path: Path) -> None:
+    async def body(db: Database, queue: InProcessRunQueue) -> None:
+        run_id = ids.new_id("run")
+        lease = queue.lease_new(run_id)
+        assert lease.worker_id == ME
+        assert fresh(lease.until)
+        await stored_run(db, worker_id=lease.worker_id, lease_until=lease.until, run_id=run_id)
+        # Held from its creation: recovery leaves it alone until it is put and taken.
+        assert await queue.recover() == []
+        assert await taken(queue) == []
+        await queue.put(run_id)
+        assert await taken(queue) == [run_id]
+        assert queue.held == {run_id}
 
     scenario(tmp_path, body)
 

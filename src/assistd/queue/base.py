@@ -7,7 +7,7 @@ process takes the run over. Leases are the implementation's alone: the in-proces
 keeps them in the runs table; the Redis Streams queue keeps them there too, and as a
 consumer group's pending entries (claimed with XAUTOCLAIM after the lease), a run put but
 not yet read being held by the stream for whichever consumer reads it. Services only
-``reserve`` and ``put``; the worker does the rest.
+``lease_new`` or ``reserve``, and ``put``; the worker does the rest.
 
 Delivery is at least once: a run id may come out of ``get`` more than once, so workers
 claim a run with a compare-and-set of its status, and every ``get`` is answered by one
@@ -33,7 +33,22 @@ class Abandoned:
     status: RunStatus
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a run, and until when: what a new run's row is written with."""
+
+    worker_id: str
+    until: float
+
+
 class RunQueue(Protocol):
+    def lease_new(self, run_id: str) -> Lease:
+        """Hold ``run_id``, a run about to be created ``queued``, as ``reserve`` would: the
+        caller writes the lease into the run's row as it creates it (one statement
+        instead of an insert and then an update). If that transaction rolls back, nothing
+        is held."""
+        ...
+
     async def reserve(self, conn: Connection, run_id: str) -> None:
         """Hold ``run_id`` for this consumer, in the transaction that makes it ``queued``
         (created, or resumed with tool outputs), so that no recovery takes it before

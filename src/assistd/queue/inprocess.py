@@ -1,6 +1,7 @@
 """In-process run queue: an asyncio queue, with leases in the runs table.
 
-A run this process queues is leased to it in the same transaction (``reserve``), then put
+A run this process queues is leased to it in the same transaction (``lease_new``,
+``reserve``), then put
 on the asyncio queue once committed; the lease is renewed while the run is held, in one
 write for all of them. Nothing else survives the process: after a restart (or in another
 process) ``recover`` finds the runs whose lease lapsed, through the store.
@@ -14,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Set
 
-from assistd.queue.base import Abandoned
+from assistd.queue.base import Abandoned, Lease
 from assistd.store import runs
 from assistd.store.database import Connection, Database
 
@@ -40,6 +41,9 @@ class InProcessRunQueue:
 
     def _deadline(self) -> float:
         return time.time() + self.lease_seconds
+
+    def lease_new(self, run_id: str) -> Lease:
+        return Lease(self.worker_id, self._deadline())
 
     async def reserve(self, conn: Connection, run_id: str) -> None:
         await runs.lease_queued(conn, run_id, worker_id=self.worker_id, until=self._deadline())

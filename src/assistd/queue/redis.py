@@ -42,7 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from assistd.protocol.runs import RunStatus
-from assistd.queue.base import Abandoned
+from assistd.queue.base import Abandoned, Lease
 from assistd.store import runs
 from assistd.store.database import Connection, Database
 
@@ -210,14 +210,22 @@ class RedisRunQueue:
 
     # ---- services ---------------------------------------------------------------------
 
+    def lease_new(self, run_id: str) -> Lease:
+        lease = Lease(self.worker_id, self._deadline())
+        self._hold_reserved(run_id, lease.until)
+        return lease
+
     async def reserve(self, conn: Connection, run_id: str) -> None:
         until = self._deadline()
         if await runs.lease_queued(conn, run_id, worker_id=self.worker_id, until=until):
-            if len(self._reserved) > 1024:
-                # Reservations whose transaction rolled back are never put.
-                now = time.time()
-                self._reserved = {k: v for k, v in self._reserved.items() if v > now}
-            self._reserved[run_id] = until
+            self._hold_reserved(run_id, until)
+
+    def _hold_reserved(self, run_id: str, until: float) -> None:
+        if len(self._reserved) > 1024:
+            # Reservations whose transaction rolled back are never put.
+            now = time.time()
+            self._reserved = {k: v for k, v in self._reserved.items() if v > now}
+        self._reserved[run_id] = until
 
     async def put(self, run_id: str) -> None:
         until = self._reserved.pop(run_id, 0.0)

@@ -154,18 +154,21 @@ class RunService:
                 options.parallel_tool_calls if options.parallel_tool_calls is not None else True
             ),
             reasoning_effort=options.reasoning_effort or assistant.reasoning_effort,
-            # The worker lease is the queue's (``reserve``).
+            # The worker lease is the queue's (``_queue_new``).
             worker_id=None,
             lease_until=None,
         )
 
-    async def _queue_new(self, conn: Connection, run: Run) -> None:
-        """Store the run and hold it on the queue, in the caller's transaction."""
+    async def _queue_new(self, conn: Connection, run: Run) -> Run:
+        """Store the run held on the queue (its lease in its row), in the caller's
+        transaction; returns it as stored."""
+        lease = self.queue.lease_new(run.id)
+        run = run.but(worker_id=lease.worker_id, lease_until=lease.until)
         if not await runs.create(conn, run):
             # The unique index on active runs caught a concurrent creation.
             active = await active_run(conn, run.thread_id)
             raise _thread_busy(run.thread_id, active or "another run")
-        await self.queue.reserve(conn, run.id)
+        return run
 
     async def create(
         self, project: str, thread_id: str, request: CreateRunRequest
@@ -186,7 +189,7 @@ class RunService:
                 await insert_message(
                     conn, project, thread_id, message, param=f"additional_messages[{i}]"
                 )
-            await self._queue_new(conn, run)
+            run = await self._queue_new(conn, run)
         wire = run_to_wire(run)
         await self._publish(run_id, run_opened(wire))
         await self._hand_over(run_id)
@@ -206,7 +209,7 @@ class RunService:
         async with self._stream(run_id, request.stream) as stream, self.db.write() as conn:
             thread = await create_thread(conn, project, thread_request, param="thread")
             run = await self._new_run(conn, project, run_id, thread.id, request)
-            await self._queue_new(conn, run)
+            run = await self._queue_new(conn, run)
         wire = run_to_wire(run)
         await self._publish(run_id, [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)])
         await self._hand_over(run_id)
