@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from sqlalchemy import event
@@ -23,7 +23,7 @@ from assistd.config import DEFAULT_PROJECT
 from assistd.errors import AuthenticationError
 from assistd.services import auth
 from assistd.services.auth import AuthService
-from assistd.store.database import Database
+from assistd.store.database import Connection, Database
 from tests.conftest import STATIC_KEY, LiveServer, raw_client
 
 T = TypeVar("T")
@@ -134,3 +134,40 @@ def test_lookups_are_cached_per_key_until_they_expire(
     cached, expired = _run(db, check())
     assert len(key_queries(cached)) == 2, cached  # one per key, none on repeats
     assert len(key_queries(expired)) == 2, expired
+
+
+class RemoteReads:
+    """``db`` whose reads wait on the network first, as PostgreSQL's do (SQLite's never
+    yield, so concurrent lookups could not overlap)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        await asyncio.sleep(0.01)
+        async with self.db.read() as conn:
+            yield conn
+
+    def write(self) -> AbstractAsyncContextManager[Connection]:
+        return self.db.write()
+
+
+def test_concurrent_requests_on_a_cold_cache_share_one_lookup(db: Database) -> None:
+    service = AuthService(cast(Database, RemoteReads(db)), [])
+
+    async def check() -> tuple[list[str], list[str]]:
+        key = await service.create_key("a")
+        with statements(db.engine) as seen:
+            found = await asyncio.gather(
+                *(service.project_for(f"Bearer {key}") for _ in range(20)),
+                *(service.project_for("Bearer unknown") for _ in range(20)),
+                return_exceptions=True,
+            )
+        assert found[:20] == ["a"] * 20
+        assert all(isinstance(refused, AuthenticationError) for refused in found[20:])
+        return seen, key_queries(seen)
+
+    seen, queries = _run(db, check())
+    # One lookup per key, and one for whether any key exists (the unknown key's).
+    assert len(queries) == 3, seen

@@ -8,10 +8,13 @@ bind anything but loopback in that mode.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from assistd.config import DEFAULT_PROJECT
 from assistd.errors import AuthenticationError
@@ -19,6 +22,7 @@ from assistd.store import api_keys
 from assistd.store.database import Database
 
 KEY_PREFIX = "sk-assistd-"
+T = TypeVar("T")
 
 
 def hash_key(key: str) -> str:
@@ -36,23 +40,57 @@ class AuthService:
         self._static = [(hash_key(key), project) for project, key in static_keys]
         self._projects: dict[str, tuple[float, str | None]] = {}
         self._has_keys: tuple[float, bool] | None = None
+        # Lookups under way, by what they look up: when a cached answer expires, the
+        # requests that arrive meanwhile wait for one lookup instead of each making one
+        # (at 200 runs at once, hundreds of reads every expiry).
+        self._lookups: dict[str, asyncio.Future[Any]] = {}
+        # Moves on with every key made here: a lookup begun before keeps what it found out
+        # of the cache.
+        self._generation = 0
 
     async def has_keys(self) -> bool:
         if self._static:
             return True
         if self._has_keys is not None and time.monotonic() - self._has_keys[0] < CACHE_SECONDS:
             return self._has_keys[1]
+        return bool(await self._once(":any", self._look_up_any))  # no digest looks like it
+
+    async def _look_up_any(self) -> bool:
+        generation = self._generation
         async with self.db.read() as conn:
             result = await api_keys.any_stored(conn)
-        self._has_keys = (time.monotonic(), result)
+        if generation == self._generation:
+            self._has_keys = (time.monotonic(), result)
+        return result
+
+    async def _once(self, key: str, look_up: Callable[[], Awaitable[T]]) -> T:
+        """``look_up()``, or the result of the one already under way for ``key``."""
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = self._lookups[key] = asyncio.ensure_future(look_up())
+
+            def forget(done: asyncio.Future[Any]) -> None:
+                if self._lookups.get(key) is done:
+                    del self._lookups[key]
+
+            pending.add_done_callback(forget)
+        # Shielded: a waiter that goes away (its client disconnected) leaves the lookup
+        # to the others.
+        result: T = await asyncio.shield(pending)
         return result
 
     async def _stored_project(self, digest: str) -> str | None:
         cached = self._projects.get(digest)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
+        return await self._once(digest, lambda: self._look_up_project(digest))
+
+    async def _look_up_project(self, digest: str) -> str | None:
+        generation = self._generation
         async with self.db.read() as conn:
             project = await api_keys.project_of(conn, digest)
+        if generation != self._generation:
+            return project
         if len(self._projects) > 10_000:  # bound memory against floods of random keys
             self._projects.clear()
         self._projects[digest] = (time.monotonic(), project)
@@ -90,6 +128,8 @@ class AuthService:
         # mode ends with the first key.
         self._projects.pop(digest, None)
         self._has_keys = None
+        self._lookups.clear()
+        self._generation += 1
         return key
 
 
