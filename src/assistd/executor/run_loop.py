@@ -101,9 +101,11 @@ class RunExecutor:
                 # The queue holds the run's lease (from reserve or recovery) until the worker
                 # acks it: claiming is a status change only.
                 claimed = await transition(conn, run_id, "in_progress")
+                # Only a run resumed with tool outputs has a step waiting for them; such a
+                # run has usage (from the turn that required action), a new one none.
                 answered = (
                     await run_steps.complete_waiting_tool_steps(conn, run_id, clock.now())
-                    if claimed
+                    if claimed is not None and claimed.run.usage is not None
                     else []
                 )
             if claimed is None:
