@@ -314,6 +314,26 @@ def test_a_step_starts_and_ends(url: str, project: str) -> None:
     run_on(url, scenario)
 
 
+def test_a_message_starts_with_its_step_in_one_write_or_not_at_all(url: str, project: str) -> None:
+    async def scenario(db: Database) -> None:
+        async with db.write() as conn:
+            made = await stored_run(conn, project)
+        message = new_message(made)
+        step = new_step(made, "message_creation")
+        async with db.write_one() as conn:
+            await messages.start_with_step(conn, step, message)
+        # Again with the same message id: the message is refused, and its new step with it.
+        again = new_step(made, "message_creation")
+        with pytest.raises(sa.exc.IntegrityError):
+            async with db.write_one() as conn:
+                await messages.start_with_step(conn, again, message)
+        async with db.read() as conn:
+            assert await run_steps.of_run(conn, made.id) == [step]
+            assert await messages.of_run(conn, made.id) == [message]
+
+    run_on(url, scenario)
+
+
 def test_saving_tool_calls_with_and_without_completing(url: str, project: str) -> None:
     calls = [ToolCall.function("call_1", "f", '{"x": 1}')]
 

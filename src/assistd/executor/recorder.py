@@ -95,16 +95,15 @@ class Recorder:
             completed_at=None,
             incomplete_at=None,
         )
-        async with self.db.write() as conn:
-            await run_steps.start(conn, step)
-            await messages.start(conn, message)
+        async with self.db.write_one() as conn:
+            await messages.start_with_step(conn, step, message)
         self.message_step, self.message = step, message
         await self.emit.step_opened(step)
         await self.emit.message_opened(message)
 
     async def _open_tool_step(self) -> None:
         step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
-        async with self.db.write() as conn:
+        async with self.db.write_one() as conn:
             await run_steps.start(conn, step)
         self.tool_step = step
         await self.emit.step_opened(step)

@@ -137,6 +137,18 @@ class Database:
             async with self._write_engine.begin() as conn:
                 yield conn
 
+    @asynccontextmanager
+    async def write_one(self) -> AsyncIterator[AsyncConnection]:
+        """``write`` for a block of one statement, which is atomic by itself: on
+        PostgreSQL it runs outside a transaction (BEGIN and COMMIT would be two more round
+        trips). Two statements in it would not be one transaction there."""
+        if self.dialect != "postgresql":
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self._read_engine.begin() as conn:
+            yield conn
+
     async def ping(self) -> None:
         """Round-trip to the database (health checks)."""
         async with self.engine.connect() as conn:
