@@ -153,10 +153,12 @@ class Builder:
             )
 
     async def context(
-        self, run: Run, *, budget: int | None = None, window: int | None = None
+        self, run: Run, *, budget: int | None = None, window: int | None = None, fresh: bool = False
     ) -> Context:
         async with self.db.read() as conn:
-            return await build_context(conn, run, prompt_budget=budget, context_window=window)
+            return await build_context(
+                conn, run, prompt_budget=budget, context_window=window, fresh=fresh
+            )
 
 
 def answered(call_id: str, name: str, arguments: str, output: str | None) -> ToolCall:
@@ -234,6 +236,38 @@ def test_instructions_become_the_system_message(database_url: str) -> None:
         b = await Builder(db).start()
         ctx = await b.context(await b.run())
         assert ctx == Context(messages=[SYSTEM], prompt_tokens=4 + 3, dropped=0)
+
+    run_scenario(database_url, scenario)
+
+
+def test_a_fresh_run_reads_no_steps_and_gets_the_same_context(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    of_run = run_steps.of_run
+
+    async def counted(conn: Any, run_id: str) -> list[RunStep]:
+        reads.append(run_id)
+        return await of_run(conn, run_id)
+
+    monkeypatch.setattr(run_steps, "of_run", counted)
+
+    async def scenario(db: Database) -> None:
+        b = await Builder(db).start()
+        await b.user("first question")
+        earlier = await b.run(status="completed")
+        await b.reply(earlier, "first answer")
+        await b.user("second question")
+        run = await b.run()
+        fresh = await b.context(run, fresh=True)
+        assert reads == []
+        assert fresh == await b.context(run)
+        assert reads == [run.id]
+        assert [m["content"] for m in fresh.messages[1:]] == [
+            "first question",
+            "first answer",
+            "second question",
+        ]
 
     run_scenario(database_url, scenario)
 

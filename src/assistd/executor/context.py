@@ -95,9 +95,15 @@ def tool_turns(step: RunStep) -> list[dict[str, Any]]:
 
 
 async def build_context(
-    conn: Connection, run: Run, *, prompt_budget: int | None, context_window: int | None
+    conn: Connection,
+    run: Run,
+    *,
+    prompt_budget: int | None,
+    context_window: int | None,
+    fresh: bool = False,
 ) -> Context:
-    """The messages for the next completion of ``run``."""
+    """The messages for the next completion of ``run``; ``fresh``: it is the first of a
+    run that has no step yet."""
     thread = await messages.in_thread(conn, run.thread_id)
     # The run's own messages are interleaved with its tool turns, in step order, below.
     own_messages = {m.id: m for m in thread if m.run_id == run.id}
@@ -109,7 +115,9 @@ async def build_context(
         dropped = max(0, len(history) - keep)
         history = history[dropped:]
     own: list[dict[str, Any]] = []
-    steps = await run_steps.of_run(conn, run.id)
+    # A fresh run has no step to read (a round trip on PostgreSQL, on the way to the
+    # first token).
+    steps = [] if fresh else await run_steps.of_run(conn, run.id)
     for step in steps:
         if step.type == "tool_calls" and step.status == "completed":
             turns = tool_turns(step)

@@ -52,7 +52,7 @@ from assistd.observability import logs, metrics, tracing
 from assistd.protocol.runs import TERMINAL_STATUSES, RunStatus
 from assistd.store import messages, run_steps, runs, usage
 from assistd.store.database import Connection, Database
-from assistd.store.records import Run
+from assistd.store.records import Run, RunStep
 from assistd.store.tool_calls import ToolCall
 from assistd.tools.base import ToolRegistry, ToolScope
 from assistd.tools.citations import CitationStream
@@ -97,19 +97,21 @@ class RunExecutor:
         # Listen for a cancel before claiming: one sent right after the claim commits must
         # not be missed.
         async with self.bus.subscribe(control_channel(run_id)) as control:
-            async with self.db.write() as conn:
-                # The queue holds the run's lease (from reserve or recovery) until the worker
-                # acks it: claiming is a status change only.
+            # The queue holds the run's lease (from reserve or recovery) until the worker
+            # acks it: claiming is a status change only, one statement.
+            async with self.db.write_one() as conn:
                 claimed = await transition(conn, run_id, "in_progress")
-                # Only a run resumed with tool outputs has a step waiting for them; such a
-                # run has usage (from the turn that required action), a new one none.
-                answered = (
-                    await run_steps.complete_waiting_tool_steps(conn, run_id, clock.now())
-                    if claimed is not None and claimed.run.usage is not None
-                    else []
-                )
             if claimed is None:
                 return  # not queued any more: another worker has it, or it was cancelled
+            answered: list[RunStep] = []
+            if claimed.run.usage is not None:
+                # Resumed with tool outputs (a new run has no usage, and no step): the step
+                # that waited for them completes. Were the process to die in between, the
+                # run, in progress and no longer held, would end as abandoned runs do.
+                async with self.db.write() as conn:
+                    answered = await run_steps.complete_waiting_tool_steps(
+                        conn, run_id, clock.now()
+                    )
             taken_at = time.perf_counter()
             run = claimed.run
             logs.bind(project=run.project, thread_id=run.thread_id, run_id=run.id)
@@ -227,8 +229,9 @@ class RunExecutor:
                 run = current
                 if run.status == "cancelling":
                     raise _Cancelled
+            # A run claimed without usage has ended no turn: it never ran, so has no step.
+            turn = await self.prepare(run, fresh=first and run.usage is None)
             first = False
-            turn = await self.prepare(run)
             recorder = Recorder(self.db, self.emit, run)
             self._streaming[run.id] = (recorder, turn.accumulator)
             try:
@@ -278,8 +281,9 @@ class RunExecutor:
             }
             await messages.save_streamed(conn, contents)
 
-    async def prepare(self, run: Run) -> Turn:
-        """The next completion's request (context, tools, options) and its accumulator."""
+    async def prepare(self, run: Run, *, fresh: bool = False) -> Turn:
+        """The next completion's request (context, tools, options) and its accumulator;
+        ``fresh``: the run's first, with no step stored yet."""
         route = self.registry.resolve(run.model)
         prompt_left = tokens_left(run.max_prompt_tokens, run.usage, "prompt_tokens")
         completion_left = tokens_left(run.max_completion_tokens, run.usage, "completion_tokens")
@@ -291,7 +295,11 @@ class RunExecutor:
         async with self.db.read() as conn:
             try:
                 context = await build_context(
-                    conn, run, prompt_budget=prompt_left, context_window=context_window(route)
+                    conn,
+                    run,
+                    prompt_budget=prompt_left,
+                    context_window=context_window(route),
+                    fresh=fresh,
                 )
             except PromptBudgetExceeded:
                 raise BudgetSpent("max_prompt_tokens") from None
