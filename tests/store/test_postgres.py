@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from assistd.store import postgres
 from assistd.store.database import Database
@@ -85,5 +86,29 @@ def test_only_a_connection_idle_past_the_threshold_is_pinged(
         monkeypatch.setattr(postgres, "PING_AFTER_IDLE_S", 0.0)
         await backend_pid(db)
         assert sent == [";"]
+
+    run_on(url, scenario)
+
+
+def test_blocks_reuse_kept_connections_without_a_pool_checkout(url: str) -> None:
+    async def scenario(db: Database) -> None:
+        checkouts: list[int] = []
+        event.listen(db.engine.sync_engine, "checkout", lambda *_: checkouts.append(1))
+        pid = await backend_pid(db)
+        async with db.write() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        assert len(checkouts) == 2  # one for reads, one for transactions
+        for _ in range(3):
+            assert await backend_pid(db) == pid
+            async with db.write() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        assert len(checkouts) == 2
+        # A block that fails gives its connection back to the pool, which resets it: the
+        # next block checks one out again.
+        with pytest.raises(sa.exc.ProgrammingError):
+            async with db.read() as conn:
+                await conn.execute(sa.text("SELECT nonsense"))
+        await backend_pid(db)
+        assert len(checkouts) == 3
 
     run_on(url, scenario)

@@ -30,8 +30,8 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant, the same in every process of a deployment ("assistd" in ASCII).
 _MIGRATION_LOCK = 0x61737369737464
 _IMMEDIATE = "assistd_sqlite_immediate"
-# Idle read connections kept open (SQLite): reads never yield inside, so few are in use.
-_KEEP_READERS = 4
+# Idle connections kept open (per kind: SQLite's reads; PostgreSQL's reads and writes).
+_KEEP_IDLE = 4
 
 
 class Database:
@@ -77,16 +77,18 @@ class Database:
             )
         self.engine: AsyncEngine = create_async_engine(engine_url, **kwargs)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
-        # PostgreSQL reads run outside a transaction: each statement of a READ COMMITTED
-        # transaction takes a snapshot of its own anyway, so BEGIN and COMMIT would only be
-        # two more round trips. (Reads never lock rows; the writes that do use ``write``.)
-        self._read_engine = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect == "postgresql"
-            else self.engine
-        )
+        # PostgreSQL: connections kept between blocks, for reads (and single-statement
+        # writes) in autocommit and for transactions. Reads run outside a transaction: each
+        # statement of a READ COMMITTED transaction takes a snapshot of its own anyway, so
+        # BEGIN and COMMIT would only be two more round trips. (Reads never lock rows; the
+        # writes that do use ``write``.)
+        self._pg_autocommit: postgres.KeptConnections | None = None
+        self._pg_transactions: postgres.KeptConnections | None = None
         if self.dialect == "postgresql":
             postgres.configure(self.engine)
+            autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._pg_autocommit = postgres.KeptConnections(autocommit, _KEEP_IDLE)
+            self._pg_transactions = postgres.KeptConnections(self.engine, _KEEP_IDLE)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             if on_disk:
@@ -97,8 +99,8 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        if self.dialect != "sqlite":
-            async with self._read_engine.begin() as conn:
+        if self._pg_autocommit is not None:
+            async with self._pg_autocommit.begin() as conn:
                 yield conn
             return
         if self._writer is None:
@@ -120,7 +122,7 @@ class Database:
             await conn.close()
             raise
         sqlite_inline.commit(conn, raw)
-        if len(self._readers) < _KEEP_READERS:
+        if len(self._readers) < _KEEP_IDLE:
             self._readers.append(conn)
         else:
             await conn.close()
@@ -134,7 +136,8 @@ class Database:
             async with self._write_lock, self._write_engine.begin() as conn:
                 yield conn
         else:
-            async with self._write_engine.begin() as conn:
+            assert self._pg_transactions is not None
+            async with self._pg_transactions.begin() as conn:
                 yield conn
 
     @asynccontextmanager
@@ -142,11 +145,11 @@ class Database:
         """``write`` for a block of one statement, which is atomic by itself: on
         PostgreSQL it runs outside a transaction (BEGIN and COMMIT would be two more round
         trips). Two statements in it would not be one transaction there."""
-        if self.dialect != "postgresql":
+        if self._pg_autocommit is None:
             async with self.write() as conn:
                 yield conn
             return
-        async with self._read_engine.begin() as conn:
+        async with self._pg_autocommit.begin() as conn:
             yield conn
 
     async def ping(self) -> None:
@@ -169,6 +172,9 @@ class Database:
         readers, self._readers = self._readers, []
         for conn in readers:
             await conn.close()
+        for kept in (self._pg_autocommit, self._pg_transactions):
+            if kept is not None:
+                await kept.close()
         await self.engine.dispose()
 
 

@@ -12,6 +12,8 @@ a silently dropped network could have lost, is pinged.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +107,44 @@ def _translated(
         dbapi: Any = conn.dialect.loaded_dbapi
         return exc.DBAPIError.instance(sql, args, translated, dbapi.Error)
     return error
+
+
+class KeptConnections:
+    """Connections of ``engine`` kept checked out between blocks (up to ``keep`` idle):
+    a pool checkout and check-in cost more of the loop's time than a short
+    transaction's own statements. One the server closed, or idle for longer than
+    ``PING_AFTER_IDLE_S``, goes back to the pool (whose checkout checks it) rather than
+    being used; so does one a block failed in, which the pool resets."""
+
+    def __init__(self, engine: AsyncEngine, keep: int) -> None:
+        self.engine = engine
+        self.keep = keep
+        self._idle: list[tuple[float, AsyncConnection]] = []
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._take()
+        try:
+            async with conn.begin():
+                yield conn
+        except BaseException:
+            await conn.close()
+            raise
+        if conn.invalidated or len(self._idle) >= self.keep:
+            await conn.close()
+        else:
+            self._idle.append((time.monotonic(), conn))
+
+    async def _take(self) -> AsyncConnection:
+        while self._idle:
+            since, conn = self._idle.pop()
+            driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            if time.monotonic() - since < PING_AFTER_IDLE_S and not driver.is_closed():
+                return conn
+            await conn.close()
+        return await self.engine.connect()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, conn in idle:
+            await conn.close()
