@@ -182,6 +182,19 @@ def test_put_get_ack_in_fifo_order(url: str, prefix: str) -> None:
     scenario(url, prefix, body)
 
 
+async def put_and_taken_over(
+    h: Harness, api: RedisRunQueue, worker: RedisRunQueue, run_id: str
+) -> None:
+    """``api`` puts ``run_id``, held under a long lease of its own: ``worker`` reads it and
+    takes the lease over at its first renewal."""
+    await api.put(run_id)
+    assert await next_run(worker) == run_id
+    await worker.renew()
+    holder, until = await lease_of(h.db, run_id)
+    assert holder == B
+    assert fresh(until)
+
+
 def test_reserve_leases_the_run_and_the_worker_takes_the_lease_over(url: str, prefix: str) -> None:
     async def body(h: Harness) -> None:
         api, worker = h.queue(A), h.queue(B)
@@ -191,13 +204,8 @@ def test_reserve_leases_the_run_and_the_worker_takes_the_lease_over(url: str, pr
         holder, until = await lease_of(h.db, run_id)
         assert holder == A
         assert fresh(until)
-        await api.put(run_id)
-        assert await next_run(worker) == run_id
         # The lease from the reservation still has long to run: the first renewal takes it.
-        await worker.renew()
-        holder, until = await lease_of(h.db, run_id)
-        assert holder == B
-        assert fresh(until)
+        await put_and_taken_over(h, api, worker, run_id)
 
         # Put without a lease of long enough (a run recovery re-added): taken at once.
         other = await stored_run(h.db, worker_id=A, lease_until=PAST)
@@ -218,14 +226,8 @@ def test_a_new_run_stored_with_lease_new_is_put_with_that_lease(url: str, prefix
         assert lease.worker_id == A
         assert fresh(lease.until)
         await stored_run(h.db, worker_id=lease.worker_id, lease_until=lease.until, run_id=run_id)
-        await api.put(run_id)
-        assert await next_run(worker) == run_id
-        # As after ``reserve``: the lease written with the row still has long to run, and
-        # the worker's first renewal takes it over.
-        await worker.renew()
-        holder, until = await lease_of(h.db, run_id)
-        assert holder == B
-        assert fresh(until)
+        # As after ``reserve``.
+        await put_and_taken_over(h, api, worker, run_id)
 
     scenario(url, prefix, body)
 
