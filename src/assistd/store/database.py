@@ -42,8 +42,9 @@ class Database:
     every write of the process goes through one connection that commits the blocks of
     concurrent callers together (``store.group_commit``); its transactions start with
     ``BEGIN IMMEDIATE``, so another process's writer makes it wait rather than fail. Reads
-    stay concurrent with writes thanks to WAL. On PostgreSQL each write block has its own
-    pooled connection and transaction; a read block has a pooled connection in autocommit.
+    stay concurrent with writes thanks to WAL. On PostgreSQL a write block has a connection
+    in a transaction of its own, and a read block (or ``write_one``) one in autocommit; a few
+    of each stay checked out between blocks (``store.postgres``).
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:

@@ -1,5 +1,6 @@
 """PostgreSQL: a pooled connection's liveness checked without a round trip while it is
-fresh, and statements compiled once run as asyncpg prepared statements.
+fresh, statements compiled once run as asyncpg prepared statements, and connections kept
+checked out between blocks.
 
 SQLAlchemy's ``pool_pre_ping`` costs three round trips per checkout on asyncpg (BEGIN, a
 ping, ROLLBACK), more than many of a run's transactions take themselves (a run's way to
