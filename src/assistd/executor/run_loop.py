@@ -97,8 +97,8 @@ class RunExecutor:
         # Listen for a cancel before claiming: one sent right after the claim commits must
         # not be missed.
         async with self.bus.subscribe(control_channel(run_id)) as control:
-            # The queue holds the run's lease (from reserve or recovery) until the worker
-            # acks it: claiming is a status change only, one statement.
+            # The queue holds the run's lease (from lease_new, reserve or recovery) until the
+            # worker acks it: claiming is a status change only, one statement.
             async with self.db.write_one() as conn:
                 claimed = await transition(conn, run_id, "in_progress")
             if claimed is None:
