@@ -1,10 +1,10 @@
 """In-process run queue: an asyncio queue, with leases in the runs table.
 
 A run this process queues is leased to it in the same transaction (``lease_new``,
-``reserve``), then put
-on the asyncio queue once committed; the lease is renewed while the run is held, in one
-write for all of them. Nothing else survives the process: after a restart (or in another
-process) ``recover`` finds the runs whose lease lapsed, through the store.
+``reserve``), then put on the asyncio queue once committed; the lease is renewed while the
+run is held, in one write for all of them. Nothing else survives the process: after a
+restart (or in another process) ``recover`` finds the runs whose lease lapsed, through the
+store.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from assistd import clock, ids
-from assistd.store import prepared, tables
+from assistd.store import prepared, run_steps, tables
 from assistd.store.database import Connection
 from assistd.store.prepared import param, params, setting
 from assistd.store.records import JsonObject, Message, RunStep
@@ -17,7 +17,6 @@ from assistd.store.repository import Page, PageQuery, RecordRepository
 
 _table = tables.messages
 _repo = RecordRepository(_table, "message", Message)
-_steps = RecordRepository(tables.run_steps, "step", RunStep)
 
 
 async def create(
@@ -106,8 +105,8 @@ async def start_with_step(conn: Connection, step: RunStep, message: Message) -> 
     round trip instead of four (BEGIN, two INSERTs, COMMIT) between the model's first
     token and the client's."""
     if conn.dialect.name != "postgresql":
-        await _steps.add(conn, step)
-        await _repo.add(conn, message)
+        await run_steps.start(conn, step)
+        await start(conn, message)
         return
     values = {f"s_{k}": v for k, v in step.values().items()}
     values |= {f"m_{k}": v for k, v in message.values().items()}

@@ -40,12 +40,18 @@ def configure(engine: AsyncEngine) -> None:
         if driver is None or driver.is_closed():
             raise exc.DisconnectionError("the connection was closed")
         idle_since = record.info.get(_IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        if idle_since is None or _fresh(driver, idle_since):
             return
         try:
             await_(driver.fetchrow(";"))
         except Exception as error:
             raise exc.DisconnectionError("the connection did not answer a ping") from error
+
+
+def _fresh(driver: Any, idle_since: float) -> bool:
+    """Whether an asyncpg connection idle since ``idle_since`` (``time.monotonic()``) may
+    be used without a ping: open, and idle for less than ``PING_AFTER_IDLE_S``."""
+    return time.monotonic() - idle_since < PING_AFTER_IDLE_S and not driver.is_closed()
 
 
 # What ``fetch`` uses of SQLAlchemy's asyncpg adapter (2.1): its statement lock, its
@@ -140,7 +146,7 @@ class KeptConnections:
         while self._idle:
             since, conn = self._idle.pop()
             driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-            if time.monotonic() - since < PING_AFTER_IDLE_S and not driver.is_closed():
+            if _fresh(driver, since):
                 return conn
             await conn.close()
         return await self.engine.connect()
