@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 
 from assistd import ids
 from assistd.config import Settings
-from assistd.queue.base import Abandoned, RunQueue
+from assistd.queue.base import Abandoned, NewRun, RunQueue
 from assistd.queue.factory import build_queue
 from assistd.queue.inprocess import InProcessRunQueue
 from assistd.queue.redis import RedisRunQueue
+from assistd.store import runs
 from assistd.store.database import Database
 from tests.queue_support import lease_of, set_status, settle_all, stored_run
 from tests.redis_support import redis_prefix, redis_url
@@ -226,8 +227,18 @@ def test_a_new_run_stored_with_lease_new_is_put_with_that_lease(url: str, prefix
         assert lease.worker_id == A
         assert fresh(lease.until)
         await stored_run(h.db, worker_id=lease.worker_id, lease_until=lease.until, run_id=run_id)
-        # As after ``reserve``.
-        await put_and_taken_over(h, api, worker, run_id)
+        async with h.db.read() as conn:
+            row = await runs.get(conn, run_id)
+        assert row is not None
+        # As after ``reserve``; the row put with it is not handed to the worker that
+        # reads it: that worker may be in any process.
+        await api.put(run_id, NewRun(row))
+        assert await next_run(worker) == run_id
+        assert (api.created(run_id), worker.created(run_id)) == (None, None)
+        await worker.renew()
+        holder, until = await lease_of(h.db, run_id)
+        assert holder == B
+        assert fresh(until)
 
     scenario(url, prefix, body)
 

@@ -468,7 +468,8 @@ async def _user_message(
     """A user's text message; ``given`` may set its attachments and metadata."""
     content = [{"type": "text", "text": {"value": text, "annotations": []}}]
     values: dict[str, Any] = {"attachments": [], "metadata": {}, **given}
-    return await messages.create(conn, project, thread_id, role="user", content=content, **values)
+    made = messages.new(project, thread_id, role="user", content=content, **values)
+    return await messages.add(conn, made)
 
 
 # --- files

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from assistd import ids
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
-from assistd.store import messages, run_steps, runs
+from assistd.store import messages, run_steps, runs, threads
 from assistd.store.database import Connection, Database
 from assistd.store.records import Message, Run, RunStep
 from assistd.store.repository import PageQuery
@@ -294,6 +294,45 @@ def test_runs_with_a_lapsed_lease(url: str, project: str) -> None:
     run_on(url, scenario)
 
 
+def test_a_thread_starts_with_its_messages_and_run_in_one_write_or_not_at_all(
+    url: str, project: str
+) -> None:
+    async def scenario(db: Database) -> None:
+        for count in (0, 1, 3):
+            thread = threads.new(project, tool_resources={}, metadata={"n": str(count)})
+            made = [
+                messages.new(
+                    project,
+                    thread.id,
+                    role="user",
+                    content=[{"type": "text", "text": {"value": f"m{i}", "annotations": []}}],
+                    attachments=[],
+                    metadata={},
+                )
+                for i in range(count)
+            ]
+            run = new_run(project, thread.id)
+            async with db.write_one() as conn:
+                await threads.create_with_run(conn, thread, made, run)
+            async with db.read() as conn:
+                assert await threads.get_for_project(conn, project, thread.id) == thread
+                assert await messages.in_thread(conn, thread.id) == made
+                assert await runs.get(conn, run.id) == run
+        # A run id already taken: the thread and its messages are refused with it.
+        thread = threads.new(project, tool_resources={}, metadata={})
+        first = messages.new(
+            project, thread.id, role="user", content=[], attachments=[], metadata={}
+        )
+        with pytest.raises(sa.exc.IntegrityError):
+            async with db.write_one() as conn:
+                await threads.create_with_run(conn, thread, [first], run.but(thread_id=thread.id))
+        async with db.read() as conn:
+            assert await threads.get_for_project(conn, project, thread.id) is None
+            assert await messages.in_thread(conn, thread.id) == []
+
+    run_on(url, scenario)
+
+
 # --- run steps
 
 
@@ -563,8 +602,11 @@ def test_a_threads_messages_come_oldest_first(url: str, project: str) -> None:
             thread_id = await new_thread(conn, project)
             first = new_run(project, thread_id, status="completed")
             assert await runs.create(conn, first)
-            asked = await messages.create(
-                conn, project, thread_id, role="user", content=[], attachments=[], metadata={}
+            asked = await messages.add(
+                conn,
+                messages.new(
+                    project, thread_id, role="user", content=[], attachments=[], metadata={}
+                ),
             )
             answer = new_message(first)
             await messages.start(conn, answer)

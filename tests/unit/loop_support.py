@@ -24,6 +24,7 @@ from assistd.executor.recorder import Recorder
 from assistd.executor.run_loop import ExecutorConfig, RunExecutor
 from assistd.executor.turn import NextStep
 from assistd.protocol.events import StreamEvent
+from assistd.queue.base import NewRun
 from assistd.store import messages, run_steps, runs
 from assistd.store.database import Database
 from assistd.store.records import JsonObject, Message, Run, RunStep
@@ -169,8 +170,7 @@ async def seed(
         )
         thread = await new_thread(conn, PROJECT)
         for role, value in [*history, ("user", user)]:
-            await messages.create(
-                conn,
+            made = messages.new(
                 PROJECT,
                 thread.id,
                 role=role,
@@ -178,6 +178,7 @@ async def seed(
                 attachments=[],
                 metadata={},
             )
+            await messages.add(conn, made)
         now = clock.now()
         run = run_record(
             project=PROJECT,
@@ -225,11 +226,33 @@ async def until_deltas(subscription: MemorySubscription, count: int) -> list[Str
     return seen
 
 
-async def execute(env: Env, run: Run) -> list[StreamEvent]:
-    """``execute`` the run; the events published on its channel meanwhile."""
+async def handed_over(env: Env, run: Run) -> NewRun:
+    """``run`` as its creation hands it to an in-process worker, with its thread."""
+    async with env.db.read() as conn:
+        return NewRun(run, await messages.in_thread(conn, run.thread_id))
+
+
+async def execute(env: Env, run: Run, *, handed: bool = False) -> list[StreamEvent]:
+    """``execute`` the run (``handed``: as handed over by its creation, its claim then
+    overlapping with its first turn); the events published on its channel meanwhile."""
+    created = await handed_over(env, run) if handed else None
     async with env.bus.subscribe(run_channel(run.id)) as subscription:
-        await env.executor.execute(run.id)
+        await env.executor.execute(run.id, created)
         return drain(subscription)
+
+
+# What a run answered with text publishes (``names``, deltas folded).
+TEXT_ANSWER = [
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
 
 
 def names(events: Sequence[StreamEvent]) -> list[str]:

@@ -85,14 +85,16 @@ class Builder:
     async def user(self, *parts: str | dict[str, Any], **fields: Any) -> Message:
         content = [text(p) if isinstance(p, str) else p for p in parts]
         async with self.db.write() as conn:
-            return await messages.create(
+            return await messages.add(
                 conn,
-                PROJECT,
-                self.thread.id,
-                role="user",
-                content=content,
-                attachments=fields.get("attachments", []),
-                metadata={},
+                messages.new(
+                    PROJECT,
+                    self.thread.id,
+                    role="user",
+                    content=content,
+                    attachments=fields.get("attachments", []),
+                    metadata={},
+                ),
             )
 
     async def run(

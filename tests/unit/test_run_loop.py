@@ -21,6 +21,7 @@ from assistd.tools.base import ToolScope
 from tests.unit.loop_support import (
     EXPIRES,
     LOOKUP_ENTRY,
+    TEXT_ANSWER,
     WEATHER,
     Env,
     Lookup,
@@ -44,17 +45,7 @@ def test_a_text_answer_completes_the_run_with_the_events_clients_expect(tmp_path
         run = await seed(env)
         env.backend.queue(text_reply("Hello back to you.", usage=Usage(9, 4)))
         events = await execute(env, run)
-        assert names(events) == [
-            "thread.run.in_progress",
-            "thread.run.step.created",
-            "thread.run.step.in_progress",
-            "thread.message.created",
-            "thread.message.in_progress",
-            "thread.message.delta",
-            "thread.message.completed",
-            "thread.run.step.completed",
-            "thread.run.completed",
-        ]
+        assert names(events) == TEXT_ANSWER
         assert delta_texts(events) == "Hello back to you."
         deltas = [e for e in events if e.event == "thread.message.delta"]
         assert len(deltas) == 4  # the scripted model streams word by word

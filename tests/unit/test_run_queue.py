@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistd import ids
-from assistd.queue.base import Abandoned, RunQueue
+from assistd.queue.base import Abandoned, NewRun, RunQueue
 from assistd.queue.inprocess import InProcessRunQueue
 from assistd.store import runs
 from assistd.store.database import Database
@@ -85,6 +85,56 @@ def test_a_new_run_is_stored_with_the_lease_of_lease_new(tmp_path: Path) -> None
         await queue.put(run_id)
         assert await taken(queue) == [run_id]
         assert queue.held == {run_id}
+
+    scenario(tmp_path, body)
+
+
+async def waiting_get(queue: InProcessRunQueue) -> asyncio.Task[str]:
+    """A worker waiting in ``get`` (as one with a free slot does)."""
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    return getter
+
+
+def test_a_new_run_a_waiting_worker_takes_is_handed_over_once(tmp_path: Path) -> None:
+    async def body(db: Database, queue: InProcessRunQueue) -> None:
+        handed, plain, dropped = [await stored_run(db) for _ in range(3)]
+        async with db.read() as conn:
+            rows = [await runs.load(conn, r) for r in (handed, dropped)]
+        created = NewRun(rows[0])
+        getter = await waiting_get(queue)
+        await queue.put(handed, created)
+        assert await getter == handed
+        assert queue.created(handed) is created
+        assert queue.created(handed) is None  # once: a later put of it is read again
+        getter = await waiting_get(queue)
+        await queue.put(plain)
+        assert await getter == plain
+        assert queue.created(plain) is None
+        # Acked before its worker asked: nothing is kept for it.
+        getter = await waiting_get(queue)
+        await queue.put(dropped, NewRun(rows[1]))
+        assert await getter == dropped
+        await queue.ack(dropped)
+        assert queue.created(dropped) is None
+
+    scenario(tmp_path, body)
+
+
+def test_a_new_run_that_waits_for_a_free_worker_is_not_handed_over(tmp_path: Path) -> None:
+    async def body(db: Database, queue: InProcessRunQueue) -> None:
+        first, second = [await stored_run(db) for _ in range(2)]
+        async with db.read() as conn:
+            rows = [await runs.load(conn, r) for r in (first, second)]
+        # One worker waits: it takes the first run at once; the second waits for a slot,
+        # and may be cancelled meanwhile, so its worker reads it.
+        getter = await waiting_get(queue)
+        await queue.put(first, NewRun(rows[0]))
+        await queue.put(second, NewRun(rows[1]))
+        assert await getter == first
+        assert await taken(queue) == [second]
+        assert queue.created(first) == NewRun(rows[0])
+        assert queue.created(second) is None
 
     scenario(tmp_path, body)
 

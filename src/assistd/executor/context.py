@@ -7,6 +7,7 @@ OpenAI's tokenizers (``assistd.tokenizer``); for other models that count is an e
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,10 +102,12 @@ async def build_context(
     prompt_budget: int | None,
     context_window: int | None,
     fresh: bool = False,
+    thread: Sequence[Message] | None = None,
 ) -> Context:
     """The messages for the next completion of ``run``; ``fresh``: it is the first of a
-    run that has no step yet."""
-    thread = await messages.in_thread(conn, run.thread_id)
+    run that has no step yet; ``thread``: the thread's messages, when known."""
+    if thread is None:
+        thread = await messages.in_thread(conn, run.thread_id)
     # The run's own messages are interleaved with its tool turns, in step order, below.
     own_messages = {m.id: m for m in thread if m.run_id == run.id}
     history = [m for m in thread if m.run_id != run.id]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from assistd.executor.accumulator import (
     Outcome,
     usage_dict,
 )
+from assistd.executor.claim import Claim, FirstTurn, NotClaimed, settled
 from assistd.executor.context import PromptBudgetExceeded, build_context
 from assistd.executor.emitter import Emitter
 from assistd.executor.recorder import Recorder
@@ -50,9 +51,10 @@ from assistd.executor.turn import (
 )
 from assistd.observability import logs, metrics, tracing
 from assistd.protocol.runs import TERMINAL_STATUSES, RunStatus
+from assistd.queue.base import NewRun
 from assistd.store import messages, run_steps, runs, usage
 from assistd.store.database import Connection, Database
-from assistd.store.records import Run, RunStep
+from assistd.store.records import Message, Run, RunStep
 from assistd.store.tool_calls import ToolCall
 from assistd.tools.base import ToolRegistry, ToolScope
 from assistd.tools.citations import CitationStream
@@ -92,33 +94,41 @@ class RunExecutor:
         # The completions streaming now, by run: what ``save_streamed`` keeps.
         self._streaming: dict[str, tuple[Recorder, Accumulator]] = {}
 
-    async def execute(self, run_id: str) -> None:
-        """Run ``run_id`` if it is queued; return when it is terminal or requires action."""
+    async def execute(self, run_id: str, created: NewRun | None = None) -> None:
+        """Run ``run_id`` if it is queued; return when it is terminal or requires action.
+        ``created``: the run as it was just stored in this process (handed over by the
+        in-process queue); its claim then overlaps with its first turn's context read
+        and upstream request instead of preceding them."""
         # Listen for a cancel before claiming: one sent right after the claim commits must
         # not be missed.
         async with self.bus.subscribe(control_channel(run_id)) as control:
-            # The queue holds the run's lease (from lease_new, reserve or recovery) until the
-            # worker acks it: claiming is a status change only, one statement.
-            async with self.db.write_one() as conn:
-                claimed = await transition(conn, run_id, "in_progress")
-            if claimed is None:
-                return  # not queued any more: another worker has it, or it was cancelled
+            claim: Claim | None = None
             answered: list[RunStep] = []
-            if claimed.run.usage is not None:
-                # Resumed with tool outputs (a new run has no usage, and no step): the step
-                # that waited for them completes. Were the process to die in between, the
-                # run, in progress and no longer held, would end as abandoned runs do.
-                async with self.db.write() as conn:
-                    answered = await run_steps.complete_waiting_tool_steps(
-                        conn, run_id, clock.now()
-                    )
+            thread: Sequence[Message] | None = None
+            if created is not None and created.run.usage is None:
+                claim = Claim(self.emit, self._claim(run_id))
+                run, thread = created.run, created.thread
+            else:
+                claimed = await self._claim(run_id)
+                if claimed is None:
+                    return  # not queued any more: another worker has it, or it was cancelled
+                run = claimed
+                if run.usage is not None:
+                    # Resumed with tool outputs (a new run has no usage, and no step): the
+                    # step that waited for them completes. Were the process to die in
+                    # between, the run, in progress and no longer held, would end as
+                    # abandoned runs do.
+                    async with self.db.write() as conn:
+                        answered = await run_steps.complete_waiting_tool_steps(
+                            conn, run_id, clock.now()
+                        )
             taken_at = time.perf_counter()
-            run = claimed.run
             logs.bind(project=run.project, thread_id=run.thread_id, run_id=run.id)
             if not answered:  # its first start (a resumed run has the waiting step answered)
                 metrics.RUN_QUEUE_WAIT.observe(max(0.0, time.time() - run.created_at))
             logger.debug("run %s started (model %s)", run.id, run.model)
-            await self.emit.run(run)
+            if claim is None:
+                await self.emit.run(run)
             # After outputs were submitted, the waiting tool step completes in this stream.
             for step in answered:
                 await self.emit.step(step)
@@ -129,9 +139,17 @@ class RunExecutor:
                 model=run.model,
                 project=run.project,
             ):
-                await self._supervise(run, control, taken_at)
+                await self._supervise(run, control, FirstTurn(taken_at, claim, thread))
 
-    async def _supervise(self, run: Run, control: Subscription, taken_at: float) -> None:
+    async def _claim(self, run_id: str) -> Run | None:
+        """Take the run from ``queued`` to ``in_progress``; None when it was not queued.
+        The queue holds its lease already (from lease_new, reserve or recovery) until the
+        worker acks it: claiming is a status change only, one statement."""
+        async with self.db.write_one() as conn:
+            claimed = await transition(conn, run_id, "in_progress")
+        return None if claimed is None else claimed.run
+
+    async def _supervise(self, run: Run, control: Subscription, first: FirstTurn) -> None:
         """Drive the run, in this task, which a cancel request interrupts; end it on any
         failure. (In this task rather than one of its own: a new task would start only
         after what else is ready, such as the response of the request that queued the run,
@@ -151,7 +169,7 @@ class RunExecutor:
         watcher = asyncio.create_task(self._watch(control, stop))
         try:
             try:
-                await self._drive(run, taken_at)
+                await self._drive(run, first)
             finally:
                 driving = False
         except asyncio.CancelledError:
@@ -159,7 +177,9 @@ class RunExecutor:
             # recovery ends the run) goes on up.
             if not cancel_requested or work.uncancel() > 0:
                 raise
-            await self._stopped(run_id)
+            await self._stopped(run_id, first.claim)
+        except NotClaimed:
+            logger.debug("run %s was no longer queued when claimed", run_id)
         except _Cancelled:
             await self._end(run_id, "cancelled")
         except _Ended:
@@ -199,10 +219,13 @@ class RunExecutor:
         if await end_run(self.db, self.emit, run_id, to, **fields) is not None:
             _ended(run_id, to, fields.get("last_error"))
 
-    async def _stopped(self, run_id: str) -> None:
+    async def _stopped(self, run_id: str, claim: Claim | None) -> None:
         """End a run that a stop request interrupted (its partial text already kept):
         expired when it is still in progress past its ``expires_at`` (the sweep asked),
-        else cancelled; nothing when it ended meanwhile or is gone."""
+        else cancelled; nothing when it ended meanwhile or is gone. (A stop is sent for a
+        run in progress: a claim still in flight took, and is published first.)"""
+        if claim is not None and not await claim.settle():
+            return
         async with self.db.read() as conn:
             run = await runs.get(conn, run_id)
         if run is None:
@@ -218,10 +241,19 @@ class RunExecutor:
         async with self.db.read() as conn:
             return await runs.get(conn, run_id) is None
 
-    async def _drive(self, run: Run, taken_at: float | None = None) -> None:
-        first = True
+    async def _drive(self, run: Run, first: FirstTurn) -> None:
+        try:
+            await self._turns(run, first)
+        except Exception:
+            # A failure before the claim settled ends the run only if the run is ours.
+            if first.claim is not None and not await first.claim.settle():
+                raise NotClaimed from None
+            raise
+
+    async def _turns(self, run: Run, starting: FirstTurn) -> None:
+        first: FirstTurn | None = starting
         while True:
-            if not first:
+            if first is None:
                 async with self.db.read() as conn:
                     current = await runs.get(conn, run.id)
                 if current is None or current.status in TERMINAL_STATUSES:
@@ -230,8 +262,11 @@ class RunExecutor:
                 if run.status == "cancelling":
                     raise _Cancelled
             # A run claimed without usage has ended no turn: it never ran, so has no step.
-            turn = await self.prepare(run, fresh=first and run.usage is None)
-            first = False
+            turn = await self.prepare(
+                run,
+                fresh=first is not None and run.usage is None,
+                thread=first.thread if first is not None else None,
+            )
             recorder = Recorder(self.db, self.emit, run)
             self._streaming[run.id] = (recorder, turn.accumulator)
             try:
@@ -241,7 +276,7 @@ class RunExecutor:
                     provider_name=_provider_name(turn),
                     messages=turn.request.messages,
                 ) as span:
-                    outcome = await self._complete(turn, recorder, taken_at)
+                    outcome = await self._complete(turn, recorder, first)
                     tracing.chat_result(
                         span,
                         input_tokens=outcome.usage.prompt_tokens,
@@ -253,7 +288,7 @@ class RunExecutor:
                             for c in outcome.calls
                         ],
                     )
-                taken_at = None  # time to first token: the first completion's only
+                first = None
             except BaseException:
                 with contextlib.suppress(Exception):
                     await recorder.save_partial(turn.accumulator.partial_content())
@@ -281,9 +316,12 @@ class RunExecutor:
             }
             await messages.save_streamed(conn, contents)
 
-    async def prepare(self, run: Run, *, fresh: bool = False) -> Turn:
+    async def prepare(
+        self, run: Run, *, fresh: bool = False, thread: Sequence[Message] | None = None
+    ) -> Turn:
         """The next completion's request (context, tools, options) and its accumulator;
-        ``fresh``: the run's first, with no step stored yet."""
+        ``fresh``: the run's first, with no step stored yet; ``thread``: the thread's
+        messages, when known (not read again)."""
         route = self.registry.resolve(run.model)
         prompt_left = tokens_left(run.max_prompt_tokens, run.usage, "prompt_tokens")
         completion_left = tokens_left(run.max_completion_tokens, run.usage, "completion_tokens")
@@ -300,6 +338,7 @@ class RunExecutor:
                     prompt_budget=prompt_left,
                     context_window=context_window(route),
                     fresh=fresh,
+                    thread=thread,
                 )
             except PromptBudgetExceeded:
                 raise BudgetSpent("max_prompt_tokens") from None
@@ -331,20 +370,30 @@ class RunExecutor:
         return Turn(route, request, enabled, made, accumulator)
 
     async def _complete(
-        self, turn: Turn, recorder: Recorder, taken_at: float | None = None
+        self,
+        turn: Turn,
+        recorder: Recorder,
+        first: FirstTurn | None = None,
     ) -> Outcome:
         """Stream the completion, carrying out the accumulator's effects as they come;
-        ``taken_at``: when the run was taken up, for its time to first token."""
+        ``first``: this is the run execution's first completion."""
         acc = turn.accumulator
+        taken_at = first.taken_at if first is not None else None
+        claim = first.claim if first is not None else None
         stream = turn.route.backend.stream(turn.request)
         try:
             async for chunk in stream:
                 if taken_at is not None:  # once per run execution, not per token
                     metrics.RUN_TTFT.observe(time.perf_counter() - taken_at)
                     taken_at = None
+                if claim is not None:
+                    await settled(claim)
+                    claim = None
                 await recorder.apply(acc.feed(chunk))
         finally:
             await stream.aclose()
+        if claim is not None:
+            await settled(claim)
         await recorder.apply(acc.finish_text())
         return acc.outcome()
 

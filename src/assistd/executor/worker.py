@@ -105,7 +105,7 @@ class Worker:
         try:
             finished = True
             try:
-                await self.executor.execute(run_id)
+                await self.executor.execute(run_id, self.queue.created(run_id))
             except Exception:
                 logger.exception("executing run %s crashed", run_id)
                 finished = False

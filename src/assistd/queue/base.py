@@ -16,12 +16,13 @@ claim a run with a compare-and-set of its status, and every ``get`` is answered 
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
 from assistd.protocol.runs import RunStatus
 from assistd.store.database import Connection
+from assistd.store.records import Message, Run
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class Lease:
     until: float
 
 
+@dataclass(frozen=True)
+class NewRun:
+    """A run as its creation stored it. ``thread``: the thread's messages, when that
+    creation wrote them all (a new thread, which its active run keeps as it is)."""
+
+    run: Run
+    thread: Sequence[Message] | None = None
+
+
 class RunQueue(Protocol):
     def lease_new(self, run_id: str) -> Lease:
         """Hold ``run_id``, a run about to be created ``queued``, as ``reserve`` would: the
@@ -55,9 +65,17 @@ class RunQueue(Protocol):
         ``put``; if that transaction rolls back, nothing is held."""
         ...
 
-    async def put(self, run_id: str) -> None:
+    async def put(self, run_id: str, created: NewRun | None = None) -> None:
         """Once the transaction that called ``reserve`` has committed: make ``run_id``
-        available to a worker."""
+        available to a worker. ``created``: a new run as that transaction stored it, which
+        a worker of this process may start from without reading it (``created``)."""
+        ...
+
+    def created(self, run_id: str) -> NewRun | None:
+        """The run as ``put`` was given it, once, for the worker taking ``run_id`` from
+        ``get`` in this process as it was put; None when it was not given, the run waited
+        for a free worker (it may have changed since), or was put in another process
+        (Redis: any worker may take it)."""
         ...
 
     async def get(self) -> str:

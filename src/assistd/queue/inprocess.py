@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Set
 
-from assistd.queue.base import Abandoned, Lease
+from assistd.queue.base import Abandoned, Lease, NewRun
 from assistd.store import runs
 from assistd.store.database import Connection, Database
 
@@ -31,6 +31,9 @@ class InProcessRunQueue:
         # Puts not yet acked, per run: a run resumed with tool outputs can be put again
         # before the worker acked the execution that parked it, and must stay held.
         self._held: Counter[str] = Counter()
+        # Runs put with their stored row, until the worker takes it (or the run is acked).
+        self._created: dict[str, NewRun] = {}
+        self._waiting = 0  # workers waiting in ``get`` (each with a free slot)
 
     async def close(self) -> None:
         pass
@@ -48,12 +51,24 @@ class InProcessRunQueue:
     async def reserve(self, conn: Connection, run_id: str) -> None:
         await runs.lease_queued(conn, run_id, worker_id=self.worker_id, until=self._deadline())
 
-    async def put(self, run_id: str) -> None:
+    async def put(self, run_id: str, created: NewRun | None = None) -> None:
         self._held[run_id] += 1
+        # Only for a run a worker takes at once: one that waits for a free slot may be
+        # cancelled or expire meanwhile, which its worker must see before it sends
+        # anything upstream (a request costs tokens), so it claims that run first.
+        if created is not None and self._waiting > self._queue.qsize():
+            self._created[run_id] = created
         self._queue.put_nowait(run_id)
 
+    def created(self, run_id: str) -> NewRun | None:
+        return self._created.pop(run_id, None)
+
     async def get(self) -> str:
-        return await self._queue.get()
+        self._waiting += 1
+        try:
+            return await self._queue.get()
+        finally:
+            self._waiting -= 1
 
     async def ack(self, run_id: str) -> None:
         self._drop(run_id)
@@ -66,6 +81,7 @@ class InProcessRunQueue:
         self._held[run_id] -= 1
         if self._held[run_id] <= 0:
             del self._held[run_id]
+            self._created.pop(run_id, None)
 
     async def renew(self) -> None:
         if not self._held:

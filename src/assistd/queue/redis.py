@@ -42,7 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from assistd.protocol.runs import RunStatus
-from assistd.queue.base import Abandoned, Lease
+from assistd.queue.base import Abandoned, Lease, NewRun
 from assistd.store import runs
 from assistd.store.database import Connection, Database
 
@@ -227,7 +227,8 @@ class RedisRunQueue:
             self._reserved = {k: v for k, v in self._reserved.items() if v > now}
         self._reserved[run_id] = until
 
-    async def put(self, run_id: str) -> None:
+    async def put(self, run_id: str, created: NewRun | None = None) -> None:
+        # ``created`` is not kept: whichever worker reads the stream takes the run.
         until = self._reserved.pop(run_id, 0.0)
         try:
             await self._add(run_id, until)
@@ -240,6 +241,9 @@ class RedisRunQueue:
         await self._add_script(keys=[self.stream, self.latest], args=[run_id, repr(until)])
 
     # ---- the worker -------------------------------------------------------------------
+
+    def created(self, run_id: str) -> NewRun | None:
+        return None
 
     async def get(self) -> str:
         backoff = _Backoff()

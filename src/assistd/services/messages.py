@@ -84,8 +84,7 @@ async def insert_message(
     """Validate and store one message of ``thread_id`` (which the caller checked)."""
     content = _content(request, f"{param}.content".lstrip("."))
     await require_files(conn, project, _file_refs(request, param))
-    message = await messages.create(
-        conn,
+    message = messages.new(
         project,
         thread_id,
         role=request.role,
@@ -93,8 +92,27 @@ async def insert_message(
         attachments=[a.model_dump(mode="json") for a in request.attachments or []],
         metadata=request.metadata or {},
     )
+    await messages.add(conn, message)
     await add_to_thread_store(conn, project, thread_id, file_search_files(request.attachments))
     return message
+
+
+def plain_message(
+    project: str, thread_id: str, request: CreateMessageRequest, *, param: str = ""
+) -> Message | None:
+    """``request`` as a message to store, when storing it needs nothing else (no file to
+    check, no attachment for the thread's vector store); None when it does
+    (``insert_message`` then). Invalid content raises as ``insert_message`` would."""
+    if _file_refs(request, param):
+        return None
+    return messages.new(
+        project,
+        thread_id,
+        role=request.role,
+        content=_content(request, f"{param}.content".lstrip(".")),
+        attachments=[],
+        metadata=request.metadata or {},
+    )
 
 
 class MessageService:

@@ -15,11 +15,11 @@ from assistd.protocol.threads import CreateThreadRequest, ModifyThreadRequest, T
 from assistd.sandbox.base import Sandbox
 from assistd.services.attachments import file_search_files
 from assistd.services.listing import list_response
-from assistd.services.messages import insert_message
+from assistd.services.messages import insert_message, plain_message
 from assistd.services.references import THREAD_STORE_EXPIRY, resolve_tool_resources
 from assistd.store import messages, runs, threads
 from assistd.store.database import Connection, Database
-from assistd.store.records import Thread
+from assistd.store.records import Message, Thread
 from assistd.store.repository import PageQuery
 
 # A live worker ends a cancelled run at once; one whose process died is waited for no
@@ -53,6 +53,25 @@ async def create_thread(
         # Attachments gave the thread a vector store: answer with its tool_resources.
         thread = await threads.get_for_project(conn, project, thread.id) or thread
     return thread
+
+
+def plain_thread(
+    project: str, request: CreateThreadRequest, *, param: str = ""
+) -> tuple[Thread, list[Message]] | None:
+    """``request``'s thread and messages as records to store in one write, when storing
+    them needs nothing else: no tool resources, only messages ``plain_message`` takes;
+    None otherwise (``create_thread`` then). Invalid content raises as there."""
+    if request.tool_resources is not None:
+        return None
+    prefix = f"{param}." if param else ""
+    thread = threads.new(project, tool_resources={}, metadata=request.metadata or {})
+    found: list[Message] = []
+    for i, item in enumerate(request.messages or []):
+        message = plain_message(project, thread.id, item, param=f"{prefix}messages[{i}]")
+        if message is None:
+            return None
+        found.append(message)
+    return thread, found
 
 
 class ThreadService:

@@ -19,8 +19,7 @@ _table = tables.messages
 _repo = RecordRepository(_table, "message", Message)
 
 
-async def create(
-    conn: Connection,
+def new(
     project: str,
     thread_id: str,
     *,
@@ -29,10 +28,10 @@ async def create(
     attachments: list[JsonObject],
     metadata: dict[str, str],
 ) -> Message:
-    """Store a message as a client adds it (complete on arrival, of no run) and return it."""
+    """A message as a client adds it (complete on arrival, of no run), not stored yet."""
     message_id = ids.new_id("message")
     now = clock.now()
-    message = Message(
+    return Message(
         id=message_id,
         sort_key=ids.key_of_own(message_id, "message"),
         project=project,
@@ -49,6 +48,10 @@ async def create(
         completed_at=now,
         incomplete_at=None,
     )
+
+
+async def add(conn: Connection, message: Message) -> Message:
+    """Store a new message (from ``new``, or the executor's); returns it."""
     await _repo.add(conn, message)
     return message
 

@@ -38,6 +38,11 @@ async def create(conn: Connection, run: Run) -> bool:
     return True
 
 
+async def add(conn: Connection, run: Run) -> None:
+    """Store a new run that cannot conflict with an active one (its thread is new)."""
+    await _repo.add(conn, run)
+
+
 @functools.cache
 def _inserting_unless_active() -> sa.Insert:
     return postgresql.insert(tables.runs).on_conflict_do_nothing()
