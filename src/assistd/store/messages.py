@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from assistd import clock, ids
 from assistd.store import prepared, run_steps, tables
 from assistd.store.database import Connection
-from assistd.store.prepared import param, params, setting
+from assistd.store.prepared import param, params, prefixed, row_params, setting
 from assistd.store.records import JsonObject, Message, RunStep
 from assistd.store.repository import Page, PageQuery, RecordRepository
 
@@ -111,19 +111,14 @@ async def start_with_step(conn: Connection, step: RunStep, message: Message) -> 
         await run_steps.start(conn, step)
         await start(conn, message)
         return
-    values = {f"s_{k}": v for k, v in step.values().items()}
-    values |= {f"m_{k}": v for k, v in message.values().items()}
+    values = prefixed(step.values(), "s_") | prefixed(message.values(), "m_")
     await prepared.execute(conn, _starting_with_step(), values)
 
 
 @functools.cache
 def _starting_with_step() -> sa.Insert:
-    def binds(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
-        return {c.name: sa.bindparam(prefix + c.name, type_=c.type) for c in table.c}
-
-    steps = tables.run_steps
-    step = sa.insert(steps).values(binds(steps, "s_")).cte("opened_step")
-    return sa.insert(_table).values(binds(_table, "m_")).add_cte(step)
+    step = sa.insert(tables.run_steps).values(row_params(tables.run_steps, "s_")).cte("opened_step")
+    return sa.insert(_table).values(row_params(_table, "m_")).add_cte(step)
 
 
 async def save_ending(conn: Connection, message: Message) -> None:

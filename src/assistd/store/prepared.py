@@ -29,6 +29,17 @@ def param(table: sa.Table, column: str) -> sa.BindParameter[Any]:
     return sa.bindparam(f"p_{column}", type_=table.c[column].type)
 
 
+def row_params(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
+    """``.values()`` of an INSERT of a whole row from parameters named ``prefix`` and the
+    column (the INSERTs of one statement's data-modifying CTEs each take their own)."""
+    return {c.name: sa.bindparam(prefix + c.name, type_=c.type) for c in table.c}
+
+
+def prefixed(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A row's ``values`` as the parameters of ``row_params(table, prefix)``."""
+    return {prefix + k: v for k, v in values.items()}
+
+
 def setting(table: sa.Table, columns: tuple[str, ...]) -> dict[str, sa.BindParameter[Any]]:
     """``.values()`` of an UPDATE setting ``columns`` from their parameters."""
     return {column: param(table, column) for column in columns}

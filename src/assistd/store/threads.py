@@ -13,7 +13,7 @@ from assistd.store import messages as message_rows
 from assistd.store import prepared, tables
 from assistd.store import runs as run_rows
 from assistd.store.database import Connection
-from assistd.store.prepared import param
+from assistd.store.prepared import param, prefixed, row_params
 from assistd.store.records import JsonObject, Message, Run, Thread
 from assistd.store.repository import Page, PageQuery, RecordRepository
 
@@ -58,10 +58,9 @@ async def create_with_run(
             await message_rows.add(conn, message)
         await run_rows.add(conn, run)
         return
-    values = {f"t_{k}": v for k, v in thread.values().items()}
+    values = prefixed(thread.values(), "t_") | prefixed(run.values(), "r_")
     for i, message in enumerate(messages):
-        values |= {f"m{i}_{k}": v for k, v in message.values().items()}
-    values |= {f"r_{k}": v for k, v in run.values().items()}
+        values |= prefixed(message.values(), f"m{i}_")
     await prepared.execute(conn, _creating_with_run(len(messages)), values)
 
 
@@ -70,15 +69,14 @@ def _creating_with_run(messages: int) -> sa.Insert:
     """The statement of ``create_with_run`` for a thread of ``messages`` messages (the
     thread and each message a data-modifying CTE of the run's INSERT)."""
 
-    def binds(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
-        return {c.name: sa.bindparam(prefix + c.name, type_=c.type) for c in table.c}
-
-    ctes = [sa.insert(tables.threads).values(binds(tables.threads, "t_")).cte("new_thread")]
+    ctes = [sa.insert(tables.threads).values(row_params(tables.threads, "t_")).cte("new_thread")]
     ctes += [
-        sa.insert(tables.messages).values(binds(tables.messages, f"m{i}_")).cte(f"new_message_{i}")
+        sa.insert(tables.messages)
+        .values(row_params(tables.messages, f"m{i}_"))
+        .cte(f"new_message_{i}")
         for i in range(messages)
     ]
-    return sa.insert(tables.runs).values(binds(tables.runs, "r_")).add_cte(*ctes)
+    return sa.insert(tables.runs).values(row_params(tables.runs, "r_")).add_cte(*ctes)
 
 
 async def get_for_project(conn: Connection, project: str, thread_id: str) -> Thread | None:
