@@ -326,17 +326,15 @@ class RunService:
 
     async def cancel(self, project: str, thread_id: str, run_id: str) -> RunObject:
         async with self.db.write() as conn:
+            await self._get_run(conn, project, thread_id, run_id)  # the project's, or 404
+            # Locked, then read again: on PostgreSQL a worker may claim the run or park it
+            # in requires_action meanwhile, and who ends the run depends on its status.
+            await runs.lock(conn, run_id)
             run = await self._get_run(conn, project, thread_id, run_id)
             if run.status == "cancelling":
                 return run_to_wire(run)
-            # The status read above may be stale (a worker can claim a queued run meanwhile,
-            # on PostgreSQL): compare-and-set per source status to know who ends the run.
-            changes = await transition(
-                conn, run_id, "cancelling", only_from=("queued", "requires_action")
-            )
-            executing = changes is None
-            if changes is None:
-                changes = await transition(conn, run_id, "cancelling", only_from=("in_progress",))
+            executing = run.status == "in_progress"
+            changes = await transition(conn, run_id, "cancelling", only_from=(run.status,))
             if changes is None:
                 raise InvalidRequestError(
                     f"Cannot cancel run with status '{run.status}'.", param=None

@@ -12,6 +12,7 @@ a silently dropped network could have lost, is pinged.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import await_
+
+logger = logging.getLogger("assistd.store")
 
 PING_AFTER_IDLE_S = 10.0
 _IDLE_SINCE = "assistd_idle_since"
@@ -39,6 +42,10 @@ def configure(engine: AsyncEngine) -> None:
         driver = proxy.driver_connection  # the asyncpg connection
         if driver is None or driver.is_closed():
             raise exc.DisconnectionError("the connection was closed")
+        if driver.is_in_transaction():
+            # A transaction its last user never ended (see ``KeptConnections.begin``):
+            # statements in it would never commit, and its locks would stay held.
+            raise exc.DisconnectionError("the connection was left in a transaction")
         idle_since = record.info.get(_IDLE_SINCE)
         if idle_since is None or _fresh(driver, idle_since):
             return
@@ -50,8 +57,13 @@ def configure(engine: AsyncEngine) -> None:
 
 def _fresh(driver: Any, idle_since: float) -> bool:
     """Whether an asyncpg connection idle since ``idle_since`` (``time.monotonic()``) may
-    be used without a ping: open, and idle for less than ``PING_AFTER_IDLE_S``."""
-    return time.monotonic() - idle_since < PING_AFTER_IDLE_S and not driver.is_closed()
+    be used without a ping: open, outside any transaction, and idle for less than
+    ``PING_AFTER_IDLE_S``."""
+    return (
+        time.monotonic() - idle_since < PING_AFTER_IDLE_S
+        and not driver.is_closed()
+        and not driver.is_in_transaction()
+    )
 
 
 # What ``fetch`` uses of SQLAlchemy's asyncpg adapter (2.1): its statement lock, its
@@ -121,7 +133,8 @@ class KeptConnections:
     a pool checkout and check-in cost more of the loop's time than a short
     transaction's own statements. One the server closed, or idle for longer than
     ``PING_AFTER_IDLE_S``, goes back to the pool (whose checkout checks it) rather than
-    being used; so does one a block failed in, which the pool resets."""
+    being used; so does one a block failed in, which the pool resets. One a block was
+    cancelled in is closed for good."""
 
     def __init__(self, engine: AsyncEngine, keep: int) -> None:
         self.engine = engine
@@ -134,24 +147,62 @@ class KeptConnections:
         try:
             async with conn.begin():
                 yield conn
-        except BaseException:
-            await conn.close()
+        except Exception:
+            await _release(conn)
             raise
-        if conn.invalidated or len(self._idle) >= self.keep:
-            await conn.close()
+        except BaseException:
+            # Cancelled, perhaps with a statement in flight: the server's state is
+            # not known (a BEGIN whose answer had not come yet leaves it in a transaction
+            # that the adapter knows nothing of): closed, the server rolls it back.
+            await _discard(conn)
+            raise
+        if conn.invalidated or len(self._idle) >= self.keep or _in_transaction(conn):
+            await _release(conn)
         else:
             self._idle.append((time.monotonic(), conn))
 
     async def _take(self) -> AsyncConnection:
         while self._idle:
             since, conn = self._idle.pop()
-            driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            driver = _driver(conn)
             if _fresh(driver, since):
                 return conn
-            await conn.close()
+            if driver.is_in_transaction():
+                await _discard(conn)  # the pool would keep its locks until a checkout
+            else:
+                await conn.close()
         return await self.engine.connect()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for _, conn in idle:
             await conn.close()
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Return ``conn`` to the pool, or close its database connection where a block left
+    it in a transaction: never expected (a block ends its transaction, a failed one
+    rolls it back), but the pool's reset would not end it, and its statements would
+    never commit while their locks stayed held."""
+    if not conn.invalidated and _in_transaction(conn):
+        logger.warning("a PostgreSQL connection was left in a transaction; closing it")
+        await _discard(conn)
+    else:
+        await conn.close()
+
+
+def _driver(conn: AsyncConnection) -> Any:
+    """``conn``'s asyncpg connection."""
+    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+def _in_transaction(conn: AsyncConnection) -> bool:
+    return bool(_driver(conn).is_in_transaction())
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Close ``conn``'s database connection (the pool opens a new one in its place)."""
+    try:
+        await conn.invalidate()
+    finally:
+        await conn.close()
