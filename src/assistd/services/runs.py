@@ -326,9 +326,9 @@ class RunService:
 
     async def cancel(self, project: str, thread_id: str, run_id: str) -> RunObject:
         async with self.db.write() as conn:
-            await self._get_run(conn, project, thread_id, run_id)  # the project's, or 404
-            # Locked, then read again: on PostgreSQL a worker may claim the run or park it
-            # in requires_action meanwhile, and who ends the run depends on its status.
+            # Lock first, then read (as submit_tool_outputs does): on PostgreSQL a worker
+            # may otherwise claim the run or park it in requires_action after the read,
+            # and who ends the run depends on its status.
             await runs.lock(conn, run_id)
             run = await self._get_run(conn, project, thread_id, run_id)
             if run.status == "cancelling":

@@ -164,13 +164,9 @@ class KeptConnections:
     async def _take(self) -> AsyncConnection:
         while self._idle:
             since, conn = self._idle.pop()
-            driver = _driver(conn)
-            if _fresh(driver, since):
+            if _fresh(_driver(conn), since):
                 return conn
-            if driver.is_in_transaction():
-                await _discard(conn)  # the pool would keep its locks until a checkout
-            else:
-                await conn.close()
+            await _release(conn)
         return await self.engine.connect()
 
     async def close(self) -> None:
