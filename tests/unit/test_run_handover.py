@@ -16,6 +16,8 @@ from assistd.backends.base import Usage
 from assistd.backends.scripted import Reply, text_reply
 from assistd.events.base import CancelRequest, control_channel, run_channel
 from assistd.executor.state import transition
+from assistd.queue.base import NewRun
+from assistd.store.records import Run
 from tests.unit.loop_support import (
     TEXT_ANSWER,
     Env,
@@ -129,5 +131,62 @@ def test_a_cancel_of_a_handed_over_run_cancels_it(tmp_path: Path) -> None:
         assert names(events)[0] == "thread.run.in_progress"
         assert names(events)[-1] == "thread.run.cancelled"
         assert (await stored(env, run.id)).run.status == "cancelled"
+
+    run_in(tmp_path, scenario)
+
+
+async def _started(env: Env, run: Run) -> tuple[NewRun, asyncio.Future[bool]]:
+    """``run`` handed over before its creation committed (``RunQueue.start_now``): stored
+    ``in_progress``, as that creation stores it, once the test settles the future."""
+    committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    created = await handed_over(env, run)
+    return NewRun(run.but(status="in_progress"), created.thread, committed), committed
+
+
+def test_a_run_started_before_its_creation_committed_publishes_nothing_until_then(
+    tmp_path: Path,
+) -> None:
+    async def scenario(env: Env) -> None:
+        run = await seed(env)
+        created, committed = await _started(env, run)
+        env.backend.queue(text_reply("Right away."))
+        async with env.bus.subscribe(run_channel(run.id)) as subscription:
+            work = asyncio.create_task(env.executor.execute(run.id, created))
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            # The completion was requested; nothing of the run is published or stored.
+            assert len(env.backend.requests) == 1
+            assert drain(subscription) == []
+            assert (await stored(env, run.id)).messages == []
+            async with env.db.write() as conn:  # the creation commits the run in progress
+                assert await transition(conn, run.id, "in_progress") is not None
+            committed.set_result(True)
+            await work
+            events = drain(subscription)
+        assert names(events) == TEXT_ANSWER
+        assert delta_texts(events) == "Right away."
+        state = await stored(env, run.id)
+        assert state.run.status == "completed"
+        assert [m.status for m in state.messages] == ["completed"]
+
+    run_in(tmp_path, scenario)
+
+
+def test_a_run_whose_creation_failed_is_left_alone(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        run = await seed(env)
+        created, committed = await _started(env, run)
+        env.backend.queue(text_reply("never shown", delay=0.05))
+        async with env.bus.subscribe(run_channel(run.id)) as subscription:
+            work = asyncio.create_task(env.executor.execute(run.id, created))
+            await asyncio.sleep(0.02)
+            committed.set_result(False)
+            await work
+            events = drain(subscription)
+        assert events == []
+        state = await stored(env, run.id)
+        # Nothing of the run was written: not the message stored ahead of the answer.
+        assert state.run.status == "queued"
+        assert (state.messages, state.steps) == ([], [])
 
     run_in(tmp_path, scenario)

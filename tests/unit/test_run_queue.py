@@ -139,6 +139,31 @@ def test_a_new_run_that_waits_for_a_free_worker_is_not_handed_over(tmp_path: Pat
     scenario(tmp_path, body)
 
 
+def test_a_run_starts_before_its_creation_commits_only_with_a_free_worker(
+    tmp_path: Path,
+) -> None:
+    async def body(db: Database, queue: InProcessRunQueue) -> None:
+        first, second = [await stored_run(db) for _ in range(2)]
+        async with db.read() as conn:
+            rows = [await runs.load(conn, r) for r in (first, second)]
+        committed = asyncio.get_running_loop().create_future()
+        # No worker waits: the creation stores the run queued and puts it after its commit.
+        assert not queue.start_now(first, NewRun(rows[0], committed=committed))
+        assert queue.held == frozenset()
+        getter = await waiting_get(queue)
+        created = NewRun(rows[0], committed=committed)
+        assert queue.start_now(first, created)
+        assert first in queue.held
+        assert await getter == first
+        assert queue.created(first) is created
+        # The worker is busy now: the next one waits, not started.
+        assert not queue.start_now(second, NewRun(rows[1], committed=committed))
+        await queue.ack(first)
+        assert queue.held == frozenset()
+
+    scenario(tmp_path, body)
+
+
 def test_a_rolled_back_reservation_leaves_no_lease(tmp_path: Path) -> None:
     async def body(db: Database, queue: InProcessRunQueue) -> None:
         run_id = await stored_run(db)

@@ -3,7 +3,9 @@
 A run created in this process is handed to the executor as stored; the executor reads its
 context and sends its upstream request while the claim (``queued`` to ``in_progress``, a
 commit) goes on, instead of before: on PostgreSQL the claim's round trip and WAL flush
-then overlap with the wait for the model's first token.
+then overlap with the wait for the model's first token. A run handed over before its
+creation committed (``RunQueue.start_now``) is stored ``in_progress`` by that creation: its
+claim is that commit.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ publishes the events, in the order the effects came.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assistd import clock, ids
 from assistd.executor.accumulator import (
@@ -19,6 +20,7 @@ from assistd.executor.accumulator import (
     OpenToolStep,
     usage_dict,
 )
+from assistd.executor.claim import Claim
 from assistd.executor.emitter import Emitter
 from assistd.store import messages, run_steps
 from assistd.store.database import Connection, Database
@@ -34,6 +36,10 @@ class Recorder:
     message: Message | None = None
     message_step: RunStep | None = None
     tool_step: RunStep | None = None
+    # The message stored ahead of the model's answer, being stored (store_message_ahead).
+    _ahead: asyncio.Future[tuple[RunStep, Message] | None] | None = field(
+        default=None, init=False, repr=False
+    )
 
     async def apply(self, effects: Sequence[Effect]) -> None:
         for effect in effects:
@@ -72,7 +78,7 @@ class Recorder:
             metadata={},
         )
 
-    async def _open_message(self) -> None:
+    def _new_message(self) -> tuple[RunStep, Message]:
         message_id = ids.new_id("message")
         step = self._new_step(
             "message_creation",
@@ -95,13 +101,53 @@ class Recorder:
             completed_at=None,
             incomplete_at=None,
         )
+        return step, message
+
+    def store_message_ahead(self, claim: Claim | None) -> None:
+        """Store the message this completion is expected to write while the model's first
+        token is awaited (a turn offering no tools writes a message or nothing), after the
+        run's ``claim``: the token then waits for no write of its own (on PostgreSQL a
+        round trip and a WAL flush). Its events are sent when its first text comes; it is
+        dropped if none comes (``drop_unopened``)."""
+        self._ahead = asyncio.ensure_future(self._store_message(claim))
+
+    async def _store_message(self, claim: Claim | None) -> tuple[RunStep, Message] | None:
+        if claim is not None and not await claim.settle():
+            return None  # not this worker's run: nothing of it is stored
+        step, message = self._new_message()
         async with self.db.write_one() as conn:
             await messages.start_with_step(conn, step, message)
-        self.message_step, self.message = step, message
-        await self.emit.step_opened(step)
-        await self.emit.message_opened(message)
+        return step, message
+
+    async def _stored(self) -> tuple[RunStep, Message] | None:
+        """The message being stored (its own task, so that a cancel of the run does not
+        cut its write off: ``drop_unopened`` then finds it), once stored."""
+        if self._ahead is None:
+            return None
+        stored = await asyncio.shield(self._ahead)
+        self._ahead = None
+        return stored
+
+    async def drop_unopened(self) -> None:
+        """Remove a message stored but not announced, when the completion ended, failed
+        or was cancelled before its text: the thread keeps no empty message that nobody
+        saw announced (a poll in between may have seen it in progress)."""
+        stored = await self._stored()
+        if stored is not None:
+            async with self.db.write() as conn:
+                await messages.drop_with_step(conn, *stored)
+
+    async def _open_message(self) -> None:
+        if self._ahead is None:
+            self._ahead = asyncio.ensure_future(self._store_message(None))
+        stored = await self._stored()
+        assert stored is not None  # the claim has settled before any text
+        self.message_step, self.message = stored
+        await self.emit.step_opened(self.message_step)
+        await self.emit.message_opened(self.message)
 
     async def _open_tool_step(self) -> None:
+        await self.drop_unopened()  # a call where no tool was offered
         step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         async with self.db.write_one() as conn:
             await run_steps.start(conn, step)

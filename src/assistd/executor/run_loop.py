@@ -106,7 +106,8 @@ class RunExecutor:
             answered: list[RunStep] = []
             thread: Sequence[Message] | None = None
             if created is not None and created.run.usage is None:
-                claim = Claim(self.emit, self._claim(run_id))
+                claiming = self._claim(run_id) if created.committed is None else _stored(created)
+                claim = Claim(self.emit, claiming)
                 run, thread = created.run, created.thread
             else:
                 claimed = await self._claim(run_id)
@@ -381,19 +382,27 @@ class RunExecutor:
         taken_at = first.taken_at if first is not None else None
         claim = first.claim if first is not None else None
         stream = turn.route.backend.stream(turn.request)
+        if not turn.request.tools or turn.request.tool_choice == "none":
+            recorder.store_message_ahead(claim)
         try:
-            async for chunk in stream:
-                if taken_at is not None:  # once per run execution, not per token
-                    metrics.RUN_TTFT.observe(time.perf_counter() - taken_at)
-                    taken_at = None
-                if claim is not None:
-                    await settled(claim)
-                    claim = None
-                await recorder.apply(acc.feed(chunk))
-        finally:
-            await stream.aclose()
+            try:
+                async for chunk in stream:
+                    if taken_at is not None:  # once per run execution, not per token
+                        metrics.RUN_TTFT.observe(time.perf_counter() - taken_at)
+                        taken_at = None
+                    if claim is not None:
+                        await settled(claim)
+                        claim = None
+                    await recorder.apply(acc.feed(chunk))
+            finally:
+                await stream.aclose()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await recorder.drop_unopened()
+            raise
         if claim is not None:
             await settled(claim)
+        await recorder.drop_unopened()
         await recorder.apply(acc.finish_text())
         return acc.outcome()
 
@@ -528,6 +537,14 @@ class RunExecutor:
             done[call.id] = result
             ordinals[kind] += 1
         return done
+
+
+async def _stored(created: NewRun) -> Run | None:
+    """The claim of a run its creation stored ``in_progress`` for this worker (handed
+    over before it committed, ``RunQueue.start_now``): the run, once committed; None
+    when that write failed."""
+    assert created.committed is not None
+    return created.run if await asyncio.shield(created.committed) else None
 
 
 async def _count(conn: Connection, run: Run, used: dict[str, int]) -> None:

@@ -16,6 +16,7 @@ claim a run with a compare-and-set of its status, and every ``get`` is answered 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,10 +46,13 @@ class Lease:
 @dataclass(frozen=True)
 class NewRun:
     """A run as its creation stored it. ``thread``: the thread's messages, when that
-    creation wrote them all (a new thread, which its active run keeps as it is)."""
+    creation wrote them all (a new thread, which its active run keeps as it is).
+    ``committed``: for a run handed over before its creation committed (``start_now``),
+    True once it has (and the run's first events are published), False if it failed."""
 
     run: Run
     thread: Sequence[Message] | None = None
+    committed: asyncio.Future[bool] | None = None
 
 
 class RunQueue(Protocol):
@@ -69,6 +73,16 @@ class RunQueue(Protocol):
         """Once the transaction that called ``reserve`` has committed: make ``run_id``
         available to a worker. ``created``: a new run as that transaction stored it, which
         a worker of this process may start from without reading it (``created``)."""
+        ...
+
+    def start_now(self, run_id: str, created: NewRun) -> bool:
+        """Hand ``created``, a run whose creation has not committed yet, to a worker of
+        this process that is free now and starts it at once: its first upstream request
+        goes out while the creation commits, which stores the run ``in_progress`` (with
+        ``lease_new``'s lease), taken by that worker; the worker goes on once
+        ``created.committed`` says so. False when no worker of this process is free (or
+        runs are shared between processes, where a worker could read the run before it
+        is stored): store the run ``queued`` and ``put`` it once committed."""
         ...
 
     def created(self, run_id: str) -> NewRun | None:

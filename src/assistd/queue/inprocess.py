@@ -52,13 +52,20 @@ class InProcessRunQueue:
         await runs.lease_queued(conn, run_id, worker_id=self.worker_id, until=self._deadline())
 
     async def put(self, run_id: str, created: NewRun | None = None) -> None:
-        self._held[run_id] += 1
         # Only for a run a worker takes at once: one that waits for a free slot may be
         # cancelled or expire meanwhile, which its worker must see before it sends
         # anything upstream (a request costs tokens), so it claims that run first.
-        if created is not None and self._waiting > self._queue.qsize():
-            self._created[run_id] = created
+        if created is None or not self.start_now(run_id, created):
+            self._held[run_id] += 1
+            self._queue.put_nowait(run_id)
+
+    def start_now(self, run_id: str, created: NewRun) -> bool:
+        if self._waiting <= self._queue.qsize():
+            return False
+        self._held[run_id] += 1
+        self._created[run_id] = created
         self._queue.put_nowait(run_id)
+        return True
 
     def created(self, run_id: str) -> NewRun | None:
         return self._created.pop(run_id, None)

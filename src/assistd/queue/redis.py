@@ -242,6 +242,9 @@ class RedisRunQueue:
 
     # ---- the worker -------------------------------------------------------------------
 
+    def start_now(self, run_id: str, created: NewRun) -> bool:
+        return False
+
     def created(self, run_id: str) -> NewRun | None:
         return None
 

@@ -213,17 +213,15 @@ class RunService:
         async with self._stream(run_id, request.stream) as stream:
             plain = plain_thread(project, thread_request, param="thread")
             if plain is not None:
-                thread, run = await self._start_plain(project, run_id, *plain, request)
-                created = NewRun(run, plain[1])
-            else:
-                async with self.db.write() as conn:
-                    thread = await create_thread(conn, project, thread_request, param="thread")
-                    run = await self._new_run(conn, project, run_id, thread.id, request)
-                    run = await self._queue_new(conn, run)
-                created = NewRun(run)
+                wire = await self._start_plain(project, run_id, *plain, request)
+                return wire, stream
+            async with self.db.write() as conn:
+                thread = await create_thread(conn, project, thread_request, param="thread")
+                run = await self._new_run(conn, project, run_id, thread.id, request)
+                run = await self._queue_new(conn, run)
         wire = run_to_wire(run)
         await self._publish(run_id, [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)])
-        await self._hand_over(run_id, created)
+        await self._hand_over(run_id, NewRun(run))
         return wire, stream
 
     async def _start_plain(
@@ -233,28 +231,46 @@ class RunService:
         thread: Thread,
         messages: Sequence[Message],
         request: CreateThreadAndRunRequest,
-    ) -> tuple[Thread, Run]:
-        """Store a new thread that needs nothing else (``plain_thread``) with its run: the
-        run's reads first, then one write (on PostgreSQL one statement: two round trips
-        instead of six on the run's way to its first token); returns them as stored."""
+    ) -> RunObject:
+        """Store a new thread that needs nothing else (``plain_thread``) with its run, and
+        queue the run: the run's reads first, then one write (on PostgreSQL one
+        statement: two round trips instead of six on the run's way to its first token).
+
+        A free worker of this process starts the run before that write, which can only
+        fail with the database (the thread is new): the run's upstream request goes out
+        while it commits. The run is then stored already ``in_progress``, taken by that
+        worker (no claim of its own), which goes on once the write has committed and the
+        run's first events (``queued`` too) are published (``NewRun.committed``)."""
         async with self.db.read() as conn:
             run = await self._new_run(conn, project, run_id, thread.id, request)
         run = self._leased(run)
-        async with self.db.write_one() as conn:
-            await threads.create_with_run(conn, thread, messages, run)
-        return thread, run
+        wire = run_to_wire(run)
+        running = run.but(status="in_progress", started_at=clock.now())
+        committed = asyncio.get_running_loop().create_future()
+        started = self.queue.start_now(run_id, NewRun(running, messages, committed))
+        stored = False
+        try:
+            if started:
+                await _let_worker_start()
+            async with self.db.write_one() as conn:
+                await threads.create_with_run(conn, thread, messages, running if started else run)
+            await self._publish(run_id, [ThreadCreated(thread_to_wire(thread)), *run_opened(wire)])
+            stored = True
+        finally:
+            # Settled whatever happens (a failure, a cancel): the worker waits for it.
+            committed.set_result(stored)
+        if not started:
+            await self._hand_over(run_id, NewRun(run, messages))
+        return wire
 
     async def _hand_over(self, run_id: str, created: NewRun | None = None) -> None:
         """Queue the run (``created``: a new run as stored, which an in-process worker
         starts from without reading it), then let the executor take it up before this
         request goes on to start its response: the run's database work and upstream
         request overlap with that, rather than waiting for it (about a millisecond off the
-        first token). Two turns: in the first the in-process worker takes the run and
-        starts its task, which runs in the second up to its upstream request (whose answer
-        it then awaits while this response starts)."""
+        first token)."""
         await self.queue.put(run_id, created)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await _let_worker_start()
 
     async def _publish(self, run_id: str, events: Sequence[StreamEvent]) -> None:
         """The run's first events, on its log before a worker can add any: what a stream
@@ -447,3 +463,11 @@ async def _store_outputs(conn: Connection, run: Run, outputs: dict[str, str]) ->
                 call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
             calls.append(call)
         await run_steps.set_details(conn, step, {**step.step_details, "tool_calls": calls})
+
+
+async def _let_worker_start() -> None:
+    """Two turns of the loop: in the first the in-process worker takes a run just put and
+    starts its task, which runs in the second up to its upstream request (whose answer it
+    then awaits while this request goes on)."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)

@@ -115,6 +115,13 @@ async def start_with_step(conn: Connection, step: RunStep, message: Message) -> 
     await prepared.execute(conn, _starting_with_step(), values)
 
 
+async def drop_with_step(conn: Connection, step: RunStep, message: Message) -> None:
+    """Remove a message ``start_with_step`` stored that its run never wrote to (stored
+    ahead of the model's answer, which then had no text): it was never announced."""
+    await _repo.remove(conn, message.project, message.id)
+    await run_steps.drop(conn, step)
+
+
 @functools.cache
 def _starting_with_step() -> sa.Insert:
     step = sa.insert(tables.run_steps).values(row_params(tables.run_steps, "s_")).cte("opened_step")

@@ -57,6 +57,11 @@ async def start(conn: Connection, step: RunStep) -> None:
     await _repo.add(conn, step)
 
 
+async def drop(conn: Connection, step: RunStep) -> None:
+    """Remove a step ``start`` stored that its run never announced."""
+    await _repo.remove(conn, step.project, step.id)
+
+
 _ENDING = ("status", "completed_at", "usage")
 
 
