@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import date
 from typing import Any, TypeVar, get_args
 
 import pytest
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from assistd import ids
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
-from assistd.store import messages, run_steps, runs, threads
+from assistd.store import messages, run_state, run_steps, runs, threads, usage
 from assistd.store.database import Connection, Database
 from assistd.store.records import Message, Run, RunStep
 from assistd.store.repository import PageQuery
@@ -369,6 +370,68 @@ def test_a_message_starts_with_its_step_in_one_write_or_not_at_all(url: str, pro
         async with db.read() as conn:
             assert await run_steps.of_run(conn, made.id) == [step]
             assert await messages.of_run(conn, made.id) == [message]
+
+    run_on(url, scenario)
+
+
+@pytest.mark.parametrize("moves", [True, False])
+def test_a_run_finishes_with_its_message_step_and_tokens_in_one_write(
+    url: str, project: str, moves: bool
+) -> None:
+    # The message and step the last completion wrote end, the tokens are counted, and the
+    # run moves with whatever else was open closed (returned for its events); a run that
+    # had already ended stays as it was, the message and tokens are still stored.
+    async def scenario(db: Database) -> None:
+        async with db.write() as conn:
+            made = await stored_run(conn, project, status="in_progress" if moves else "cancelled")
+        message, step = new_message(made), new_step(made, "message_creation")
+        other_step, other_message = new_step(made), new_message(made)
+        async with db.write() as conn:
+            await messages.start_with_step(conn, step, message)
+            await run_steps.start(conn, other_step)
+            await messages.start(conn, other_message)
+        content = [{"type": "text", "text": {"value": "done", "annotations": []}}]
+        ended = run_state.Ended(
+            message.but(status="completed", content=content, completed_at=1_100),
+            step.but(status="completed", completed_at=1_100, usage=USAGE),
+            usage.counted(project, "m", date(2026, 12, 5), prompt_tokens=10, completion_tokens=5),
+        )
+        async with db.write_one() as conn:
+            changes = await run_state.finish(
+                conn,
+                made.id,
+                "completed",
+                allowed=("in_progress", "cancelling"),
+                fields={"usage": USAGE, "completed_at": 1_100, "worker_id": None},
+                closing=run_state.Closing("completed", "max_tokens", 1_100),
+                ended=ended,
+            )
+        async with db.read() as conn:
+            stored_steps = {s.id: s for s in await run_steps.of_run(conn, made.id)}
+            stored_messages = {m.id: m for m in await messages.of_run(conn, made.id)}
+            (day,) = await usage.daily(conn, project)
+            run = await runs.get(conn, made.id)
+        assert stored_steps[step.id] == ended.step
+        assert stored_messages[message.id] == ended.message
+        assert (day.prompt_tokens, day.completion_tokens, day.requests) == (10, 5, 1)
+        if not moves:
+            assert changes is None
+            assert run == made
+            assert stored_steps[other_step.id].status == "in_progress"
+            return
+        assert changes is not None
+        assert changes.run == run
+        assert (changes.run.status, changes.run.usage, changes.run.completed_at) == (
+            "completed",
+            USAGE,
+            1_100,
+        )
+        closed_step = other_step.but(status="completed", completed_at=1_100)
+        closed_message = other_message.but(
+            status="incomplete", incomplete_at=1_100, incomplete_details={"reason": "max_tokens"}
+        )
+        assert changes.steps == [closed_step] == [stored_steps[other_step.id]]
+        assert changes.messages == [closed_message] == [stored_messages[other_message.id]]
 
     run_on(url, scenario)
 

@@ -163,6 +163,13 @@ class Recorder:
     async def close_message_in(self, conn: Connection, effect: CloseMessage) -> None:
         """Store the message's end inside the caller's transaction; the caller sends
         ``emit_closed_message`` once it committed."""
+        message, step = self.end_message(effect)
+        await messages.save_ending(conn, message)
+        await run_steps.save_ending(conn, step)
+
+    def end_message(self, effect: CloseMessage) -> tuple[Message, RunStep]:
+        """The open message and its step as ``effect`` ends them, which the caller stores
+        (``close_message_in`` does), then sends ``emit_closed_message``."""
         assert self.message is not None
         assert self.message_step is not None
         now = clock.now()
@@ -178,9 +185,8 @@ class Recorder:
         step = self.message_step.but(
             status="completed", completed_at=now, usage=usage_dict(effect.usage)
         )
-        await messages.save_ending(conn, message)
-        await run_steps.save_ending(conn, step)
         self.message, self.message_step = message, step
+        return message, step
 
     async def emit_closed_message(self) -> None:
         assert self.message is not None

@@ -33,7 +33,7 @@ from assistd.executor.claim import Claim, FirstTurn, NotClaimed, settled
 from assistd.executor.context import PromptBudgetExceeded, build_context
 from assistd.executor.emitter import Emitter
 from assistd.executor.recorder import Recorder
-from assistd.executor.state import end_run, transition
+from assistd.executor.state import Ended, end_run, finish, transition
 from assistd.executor.turn import (
     MAX_BUILTIN_CALLS,
     BudgetSpent,
@@ -462,14 +462,16 @@ class RunExecutor:
             if changes is not None:
                 await self.emit.changes(changes)
         elif isinstance(following, Finish):
-            # The last turn: the message, its step and the run end in one transaction.
+            # The last turn: the message, its step and the run end in one write.
             closing = turn.accumulator.close_message("completed")
-            async with self.db.write() as conn:
-                if closing is not None:
-                    await recorder.close_message_in(conn, closing)
-                changes = await transition(conn, run.id, "completed", usage=following.usage)
-                await _count(conn, run, used)
-            if closing is not None:
+            if closing is None:
+                async with self.db.write() as conn:
+                    changes = await transition(conn, run.id, "completed", usage=following.usage)
+                    await _count(conn, run, used)
+            else:
+                ended = Ended(*recorder.end_message(closing), _counted(run, used))
+                async with self.db.write_one() as conn:
+                    changes = await finish(conn, run.id, "completed", ended, usage=following.usage)
                 await recorder.emit_closed_message()
             if changes is not None:
                 _ended(run.id, "completed", None)
@@ -550,8 +552,11 @@ async def _stored(created: NewRun) -> Run | None:
 async def _count(conn: Connection, run: Run, used: dict[str, int]) -> None:
     """Add a model call's tokens to the project's usage, whether or not the run's own
     transition took (a run cancelled meanwhile still spent them)."""
-    await usage.add(
-        conn,
+    await usage.add_counted(conn, _counted(run, used))
+
+
+def _counted(run: Run, used: dict[str, int]) -> dict[str, Any]:
+    return usage.counted(
         run.project,
         run.model,
         usage.day_of(clock.now()),

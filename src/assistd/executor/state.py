@@ -18,9 +18,9 @@ from assistd.observability import metrics
 from assistd.protocol.runs import RunStatus
 from assistd.store import run_state
 from assistd.store.database import Connection, Database
-from assistd.store.run_state import Changes, Closing
+from assistd.store.run_state import Changes, Closing, Ended
 
-__all__ = ["TRANSITIONS", "Changes", "Emitter", "end_run", "transition"]
+__all__ = ["TRANSITIONS", "Changes", "Emitter", "Ended", "end_run", "finish", "transition"]
 
 # to-status -> the statuses it may be entered from
 TRANSITIONS: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -64,6 +64,42 @@ async def transition(
     clear ``expires_at``, ``required_action`` and the lease, stamp their ``*_at`` field and
     close the run's open steps and messages.
     """
+    allowed, values, closing, now = _move(to, only_from, fields)
+    changes = await run_state.compare_and_set(
+        conn,
+        run_id,
+        to,
+        allowed=allowed,
+        fields=values,
+        start_at=now if to == "in_progress" else None,
+        closing=closing,
+    )
+    if changes is not None and closing is not None:
+        _counted(to, changes)
+    return changes
+
+
+async def finish(
+    conn: Connection, run_id: str, to: RunStatus, ended: Ended, **fields: Any
+) -> Changes | None:
+    """``transition`` to the terminal ``to`` that also stores ``ended`` (the run's last
+    message and step as they end, its last completion's tokens): one statement on
+    PostgreSQL, for ``Database.write_one``."""
+    allowed, values, closing, _ = _move(to, None, fields)
+    assert closing is not None, f"{to} is not terminal"
+    changes = await run_state.finish(
+        conn, run_id, to, allowed=allowed, fields=values, closing=closing, ended=ended
+    )
+    if changes is not None:
+        _counted(to, changes)
+    return changes
+
+
+def _move(
+    to: RunStatus, only_from: Sequence[RunStatus] | None, fields: dict[str, Any]
+) -> tuple[tuple[RunStatus, ...], dict[str, Any], Closing | None, int]:
+    """The statuses ``to`` may be entered from, the columns it sets, how it closes the
+    run's open steps and messages (None: it does not end the run), and now."""
     allowed = TRANSITIONS[to]
     if only_from is not None:
         allowed = tuple(s for s in allowed if s in only_from)
@@ -78,22 +114,15 @@ async def transition(
         if to in _TIMESTAMP:
             values.setdefault(_TIMESTAMP[to], now)
         closing = Closing(_STEP_END[to], _MESSAGE_REASON.get(to, "max_tokens"), now)
-    changes = await run_state.compare_and_set(
-        conn,
-        run_id,
-        to,
-        allowed=allowed,
-        fields=values,
-        start_at=now if to == "in_progress" else None,
-        closing=closing,
-    )
-    if changes is not None and closing is not None:
-        # Counted here, the one place every run ends (in its transaction, which commits
-        # unless the process dies under it).
-        metrics.RUNS.labels(to).inc()
-        if changes.run.started_at is not None:
-            metrics.RUN_DURATION.observe(max(0.0, time.time() - changes.run.started_at))
-    return changes
+    return allowed, values, closing, now
+
+
+def _counted(to: RunStatus, changes: Changes) -> None:
+    # Counted here, the one place every run ends (in its transaction, which commits
+    # unless the process dies under it).
+    metrics.RUNS.labels(to).inc()
+    if changes.run.started_at is not None:
+        metrics.RUN_DURATION.observe(max(0.0, time.time() - changes.run.started_at))
 
 
 async def end_run(

@@ -128,16 +128,14 @@ def _starting_with_step() -> sa.Insert:
     return sa.insert(_table).values(row_params(_table, "m_")).add_cte(step)
 
 
+# What save_ending stores: how a message ended, its final content and their timestamps.
+ENDING = ("status", "content", "completed_at", "incomplete_at", "incomplete_details")
+
+
 async def save_ending(conn: Connection, message: Message) -> None:
-    """Store how ``message`` ended: its status, final content and their timestamps."""
-    values = {
-        "status": message.status,
-        "content": message.content,
-        "completed_at": message.completed_at,
-        "incomplete_at": message.incomplete_at,
-        "incomplete_details": message.incomplete_details,
-    }
-    await prepared.execute(conn, _saving(tuple(values)), params(values, id=message.id))
+    """Store how ``message`` ended (``ENDING``)."""
+    values = {column: getattr(message, column) for column in ENDING}
+    await prepared.execute(conn, _saving(ENDING), params(values, id=message.id))
 
 
 async def save_content(conn: Connection, message_id: str, content: list[JsonObject]) -> None:

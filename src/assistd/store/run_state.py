@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from assistd.protocol.runs import RunStatus
-from assistd.store import prepared, tables
+from assistd.store import messages as messages_store
+from assistd.store import prepared, run_steps, tables, usage
 from assistd.store.database import Connection
-from assistd.store.prepared import param, params, setting
+from assistd.store.prepared import param, params, prefixed, setting
 from assistd.store.records import Message, Run, RunStep
 
 
@@ -134,3 +135,150 @@ async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[
     }
     rows = await prepared.execute(conn, _closing_messages(), params(values, run_id=run.id))
     return [Message.from_row(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What ends with a run in its last write besides it: the message the run's last
+    completion wrote and that message's step, as they end, and that completion's tokens
+    (``usage.counted``)."""
+
+    message: Message
+    step: RunStep
+    counted: dict[str, Any]
+
+
+async def finish(
+    conn: Connection,
+    run_id: str,
+    to: RunStatus,
+    *,
+    allowed: Sequence[RunStatus],
+    fields: dict[str, Any],
+    closing: Closing,
+    ended: Ended,
+) -> Changes | None:
+    """``compare_and_set`` with ``closing``, storing ``ended`` too (whether or not the run
+    moved: the message was written either way, the tokens spent). On PostgreSQL one
+    statement: one round trip where the transaction took eight (BEGIN, the message's and
+    its step's ends, the run's move, the closing of its steps and of its messages, the
+    tokens, COMMIT), every run's last write, each round trip a wait for the busy loop."""
+    if conn.dialect.name != "postgresql":
+        await messages_store.save_ending(conn, ended.message)
+        await run_steps.save_ending(conn, ended.step)
+        changes = await compare_and_set(
+            conn, run_id, to, allowed=allowed, fields=fields, closing=closing
+        )
+        await usage.add_counted(conn, ended.counted)
+        return changes
+    values: dict[str, Any] = {"status": to, **fields}
+    step_values = {"status": closing.step_status, f"{closing.step_status}_at": closing.now}
+    if closing.step_status == "failed":
+        step_values["last_error"] = fields.get("last_error")
+    given = (
+        params(values, id=run_id)
+        | {f"p_allowed_{i}": status for i, status in enumerate(allowed)}
+        | prefixed(_message_ending(ended.message), "m_")
+        | prefixed(_step_ending(ended.step), "s_")
+        | prefixed(step_values, "c_")
+        | prefixed(_message_closing(closing), "cm_")
+        | prefixed(ended.counted, "u_")
+    )
+    statement = _finishing(tuple(values), len(allowed), tuple(step_values))
+    row = (await prepared.execute(conn, statement, given)).first()
+    if row is None:
+        return None
+    run = Run.from_row(row)
+    steps: list[RunStep] = []
+    closed_messages: list[Message] = []
+    if row["x_closed_steps"] or row["x_closed_messages"]:
+        # Something else was open (seldom: the last completion's message and step end
+        # above): read as closed, for their events.
+        steps = [s for s in await run_steps.of_run(conn, run_id) if s.id in _ids(row, "steps")]
+        closed_messages = [
+            m for m in await messages_store.of_run(conn, run_id) if m.id in _ids(row, "messages")
+        ]
+    return Changes(run=run, steps=steps, messages=closed_messages)
+
+
+def _ids(row: dict[str, Any], kind: str) -> set[str]:
+    return set(row[f"x_closed_{kind}"] or ())
+
+
+def _message_ending(message: Message) -> dict[str, Any]:
+    return {column: getattr(message, column) for column in messages_store.ENDING} | {
+        "id": message.id
+    }
+
+
+def _step_ending(step: RunStep) -> dict[str, Any]:
+    return {column: getattr(step, column) for column in run_steps.ENDING} | {"id": step.id}
+
+
+def _message_closing(closing: Closing) -> dict[str, Any]:
+    return {
+        "status": "incomplete",
+        "incomplete_at": closing.now,
+        "incomplete_details": {"reason": closing.message_reason},
+    }
+
+
+@functools.cache
+def _finishing(
+    columns: tuple[str, ...], allowed: int, step_columns: tuple[str, ...]
+) -> sa.Select[Any]:
+    runs, steps, messages = tables.runs, tables.run_steps, tables.messages
+
+    def bound(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
+        return {name: sa.bindparam(prefix + name, type_=table.c[name].type) for name in names}
+
+    message_id = sa.bindparam("m_id", type_=messages.c.id.type)
+    step_id = sa.bindparam("s_id", type_=steps.c.id.type)
+    ended_message = (
+        sa.update(messages)
+        .where(messages.c.id == message_id)
+        .values(bound(messages, "m_", messages_store.ENDING))
+        .returning(messages.c.id)
+        .cte("ended_message")
+    )
+    ended_step = (
+        sa.update(steps)
+        .where(steps.c.id == step_id)
+        .values(bound(steps, "s_", run_steps.ENDING))
+        .returning(steps.c.id)
+        .cte("ended_step")
+    )
+    counted = usage.upserting("u_").returning(tables.usage_daily.c.shard).cte("counted")
+    moved = _moving(columns, False, allowed).cte("moved")
+    run_id = param(runs, "id")
+    closed_steps = (
+        sa.update(steps)
+        .where(
+            steps.c.run_id == run_id,
+            steps.c.status == "in_progress",
+            steps.c.id != step_id,
+            sa.exists(sa.select(moved.c.id)),
+        )
+        .values(bound(steps, "c_", step_columns))
+        .returning(steps.c.id)
+        .cte("closed_steps")
+    )
+    closed_messages = (
+        sa.update(messages)
+        .where(
+            messages.c.run_id == run_id,
+            messages.c.status == "in_progress",
+            messages.c.id != message_id,
+            sa.exists(sa.select(moved.c.id)),
+        )
+        .values(bound(messages, "cm_", ("status", "incomplete_at", "incomplete_details")))
+        .returning(messages.c.id)
+        .cte("closed_messages")
+    )
+    return sa.select(
+        *moved.c,
+        sa.select(sa.func.array_agg(closed_steps.c.id)).scalar_subquery().label("x_closed_steps"),
+        sa.select(sa.func.array_agg(closed_messages.c.id))
+        .scalar_subquery()
+        .label("x_closed_messages"),
+    ).add_cte(ended_message, ended_step, counted)

@@ -62,13 +62,13 @@ async def drop(conn: Connection, step: RunStep) -> None:
     await _repo.remove(conn, step.project, step.id)
 
 
-_ENDING = ("status", "completed_at", "usage")
+ENDING = ("status", "completed_at", "usage")  # what save_ending stores
 
 
 @functools.cache
 def _ending() -> sa.Update:
     steps = tables.run_steps
-    return sa.update(steps).where(steps.c.id == param(steps, "id")).values(setting(steps, _ENDING))
+    return sa.update(steps).where(steps.c.id == param(steps, "id")).values(setting(steps, ENDING))
 
 
 async def save_ending(conn: Connection, step: RunStep) -> None:

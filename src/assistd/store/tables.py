@@ -312,6 +312,9 @@ usage_daily = sa.Table(
     sa.Column("project", sa.String(128), primary_key=True),
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("model", sa.String(256), primary_key=True),
+    # One of usage.SHARDS rows per key that calls add to (reads sum them): not one row
+    # that every run's last transaction locks until it commits.
+    sa.Column("shard", sa.SmallInteger, primary_key=True, server_default=sa.text("0")),
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("requests", sa.BigInteger, nullable=False),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,6 +18,10 @@ from assistd.store.records import UsageDay
 
 _table = tables.usage_daily
 _COUNTS = ("prompt_tokens", "completion_tokens", "requests")
+# Rows a key's counts are spread over: a call adds to one at random, so that concurrent
+# runs' last transactions (which count their tokens) seldom wait for each other's commit
+# on one row lock.
+SHARDS = 16
 
 
 def day_of(timestamp: int) -> date:
@@ -33,9 +38,31 @@ def _upsert(dialect: str) -> Any:
     )
     statement = insert(_table)
     return statement.on_conflict_do_update(
-        index_elements=[_table.c.project, _table.c.day, _table.c.model],
+        index_elements=[_table.c.project, _table.c.day, _table.c.model, _table.c.shard],
         set_={name: _table.c[name] + statement.excluded[name] for name in _COUNTS},
     )
+
+
+def counted(
+    project: str,
+    model: str,
+    day: date,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    requests: int = 1,
+) -> dict[str, Any]:
+    """One model call's tokens as the values ``add`` (or ``upserting``) adds to the
+    project's row for ``model`` on ``day``."""
+    return {
+        "project": project,
+        "day": day,
+        "model": model,
+        "shard": random.randrange(SHARDS),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "requests": requests,
+    }
 
 
 async def add(
@@ -49,17 +76,29 @@ async def add(
     requests: int = 1,
 ) -> None:
     """Add one model call's tokens to the project's row for ``model`` on ``day``."""
-    await prepared.execute(
-        conn,
-        _upsert(conn.dialect.name),
-        {
-            "project": project,
-            "day": day,
-            "model": model,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "requests": requests,
-        },
+    values = counted(
+        project,
+        model,
+        day,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        requests=requests,
+    )
+    await add_counted(conn, values)
+
+
+async def add_counted(conn: Connection, values: dict[str, Any]) -> None:
+    """Add ``counted`` values to their row."""
+    await prepared.execute(conn, _upsert(conn.dialect.name), values)
+
+
+def upserting(prefix: str) -> sa.Insert:
+    """PostgreSQL's ``add`` with parameters named ``prefix`` and the column, to be one of
+    a statement's data-modifying CTEs (``prefixed(counted(...), prefix)``)."""
+    statement = postgresql.insert(_table).values(prepared.row_params(_table, prefix))
+    return statement.on_conflict_do_update(
+        index_elements=[_table.c.project, _table.c.day, _table.c.model, _table.c.shard],
+        set_={name: _table.c[name] + statement.excluded[name] for name in _COUNTS},
     )
 
 
@@ -82,10 +121,11 @@ async def daily(
         conditions.append(_table.c.day <= end)
     if model is not None:
         conditions.append(_table.c.model == model)
+    keys = (_table.c.day, _table.c.project, _table.c.model)
+    # Cast: PostgreSQL sums a bigint as a numeric.
+    counts = (sa.cast(sa.func.sum(_table.c[name]), sa.BigInteger).label(name) for name in _COUNTS)
     result = await conn.execute(
-        sa.select(_table)
-        .where(*conditions)
-        .order_by(_table.c.day, _table.c.project, _table.c.model)
+        sa.select(*keys, *counts).where(*conditions).group_by(*keys).order_by(*keys)
     )
     return [UsageDay.from_row(dict(row)) for row in result.mappings()]
 
