@@ -58,7 +58,8 @@ def test_usage_added_over_shards_reads_as_one_row_and_downgrades_to_one(
             project = f"proj_{secrets.token_hex(4)}"
             async with db.write() as conn:
                 for i in range(40):
-                    await usage.add(conn, project, "m", day, prompt_tokens=i, completion_tokens=1)
+                    counted = usage.counted(project, "m", day, prompt_tokens=i, completion_tokens=1)
+                    await usage.add(conn, counted)
             async with db.read() as conn:
                 shards = await conn.scalar(
                     sa.select(sa.func.count()).where(tables.usage_daily.c.project == project)

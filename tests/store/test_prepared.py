@@ -110,7 +110,8 @@ def test_dates_and_upserts_convert_both_ways(url: str) -> None:
         day = date(2026, 12, 4)
         for _ in range(2):
             async with db.write() as conn:
-                await usage.add(conn, "proj", "m", day, prompt_tokens=5, completion_tokens=2)
+                counted = usage.counted("proj", "m", day, prompt_tokens=5, completion_tokens=2)
+                await usage.add(conn, counted)
         async with db.read() as conn:
             (row,) = await usage.daily(conn, "proj")
         assert (row.day, row.prompt_tokens, row.completion_tokens, row.requests) == (day, 10, 4, 2)

@@ -552,7 +552,7 @@ async def _stored(created: NewRun) -> Run | None:
 async def _count(conn: Connection, run: Run, used: dict[str, int]) -> None:
     """Add a model call's tokens to the project's usage, whether or not the run's own
     transition took (a run cancelled meanwhile still spent them)."""
-    await usage.add_counted(conn, _counted(run, used))
+    await usage.add(conn, _counted(run, used))
 
 
 def _counted(run: Run, used: dict[str, int]) -> dict[str, Any]:

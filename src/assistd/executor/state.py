@@ -75,7 +75,7 @@ async def transition(
         closing=closing,
     )
     if changes is not None and closing is not None:
-        _counted(to, changes)
+        _observe_end(to, changes)
     return changes
 
 
@@ -91,7 +91,7 @@ async def finish(
         conn, run_id, to, allowed=allowed, fields=values, closing=closing, ended=ended
     )
     if changes is not None:
-        _counted(to, changes)
+        _observe_end(to, changes)
     return changes
 
 
@@ -117,7 +117,7 @@ def _move(
     return allowed, values, closing, now
 
 
-def _counted(to: RunStatus, changes: Changes) -> None:
+def _observe_end(to: RunStatus, changes: Changes) -> None:
     # Counted here, the one place every run ends (in its transaction, which commits
     # unless the process dies under it).
     metrics.RUNS.labels(to).inc()

@@ -41,14 +41,14 @@ class UsageService:
     async def record(self, project: str, model: str, used: CompletionUsage) -> None:
         """Count one chat completion in the project's usage today."""
         async with self.db.write() as conn:
-            await usage.add(
-                conn,
+            counted = usage.counted(
                 project,
                 model,
                 usage.day_of(clock.now()),
                 prompt_tokens=used.prompt_tokens,
                 completion_tokens=used.completion_tokens,
             )
+            await usage.add(conn, counted)
 
     async def check_budget(self, project: str) -> None:
         """Raise ``insufficient_quota`` when the project spent its budget this month (one

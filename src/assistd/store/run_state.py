@@ -104,23 +104,40 @@ def _closing_steps(columns: tuple[str, ...]) -> sa.Update:
     )
 
 
+# What an open message left by its run's end gets (``_message_closing``).
+_MESSAGE_CLOSING = ("status", "incomplete_at", "incomplete_details")
+
+
 @functools.cache
 def _closing_messages() -> sa.Update:
     messages = tables.messages
-    columns = ("status", "incomplete_at", "incomplete_details")
     return (
         sa.update(messages)
         .where(messages.c.run_id == param(messages, "run_id"), messages.c.status == "in_progress")
-        .values(setting(messages, columns))
+        .values(setting(messages, _MESSAGE_CLOSING))
         .returning(*messages.c)
     )
 
 
-async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[RunStep]:
+def _step_closing(closing: Closing, last_error: Any) -> dict[str, Any]:
+    """What an open step gets when its run ends (a failed step: the run's error too)."""
     status = closing.step_status
     values: dict[str, Any] = {"status": status, f"{status}_at": closing.now}
     if status == "failed":
-        values["last_error"] = run.last_error
+        values["last_error"] = last_error
+    return values
+
+
+def _message_closing(closing: Closing) -> dict[str, Any]:
+    return {
+        "status": "incomplete",
+        "incomplete_at": closing.now,
+        "incomplete_details": {"reason": closing.message_reason},
+    }
+
+
+async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[RunStep]:
+    values = _step_closing(closing, run.last_error)
     rows = await prepared.execute(
         conn, _closing_steps(tuple(values)), params(values, run_id=run.id)
     )
@@ -128,11 +145,7 @@ async def _close_steps(conn: Connection, run: Run, closing: Closing) -> list[Run
 
 
 async def _close_messages(conn: Connection, run: Run, closing: Closing) -> list[Message]:
-    values = {
-        "status": "incomplete",
-        "incomplete_at": closing.now,
-        "incomplete_details": {"reason": closing.message_reason},
-    }
+    values = _message_closing(closing)
     rows = await prepared.execute(conn, _closing_messages(), params(values, run_id=run.id))
     return [Message.from_row(row) for row in rows]
 
@@ -169,12 +182,10 @@ async def finish(
         changes = await compare_and_set(
             conn, run_id, to, allowed=allowed, fields=fields, closing=closing
         )
-        await usage.add_counted(conn, ended.counted)
+        await usage.add(conn, ended.counted)
         return changes
     values: dict[str, Any] = {"status": to, **fields}
-    step_values = {"status": closing.step_status, f"{closing.step_status}_at": closing.now}
-    if closing.step_status == "failed":
-        step_values["last_error"] = fields.get("last_error")
+    step_values = _step_closing(closing, fields.get("last_error"))
     given = (
         params(values, id=run_id)
         | {f"p_allowed_{i}": status for i, status in enumerate(allowed)}
@@ -215,66 +226,47 @@ def _step_ending(step: RunStep) -> dict[str, Any]:
     return {column: getattr(step, column) for column in run_steps.ENDING} | {"id": step.id}
 
 
-def _message_closing(closing: Closing) -> dict[str, Any]:
-    return {
-        "status": "incomplete",
-        "incomplete_at": closing.now,
-        "incomplete_details": {"reason": closing.message_reason},
-    }
-
-
 @functools.cache
 def _finishing(
     columns: tuple[str, ...], allowed: int, step_columns: tuple[str, ...]
 ) -> sa.Select[Any]:
     runs, steps, messages = tables.runs, tables.run_steps, tables.messages
+    moved = _moving(columns, False, allowed).cte("moved")
 
-    def bound(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
+    def values(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
         return {name: sa.bindparam(prefix + name, type_=table.c[name].type) for name in names}
 
-    message_id = sa.bindparam("m_id", type_=messages.c.id.type)
-    step_id = sa.bindparam("s_id", type_=steps.c.id.type)
-    ended_message = (
-        sa.update(messages)
-        .where(messages.c.id == message_id)
-        .values(bound(messages, "m_", messages_store.ENDING))
-        .returning(messages.c.id)
-        .cte("ended_message")
-    )
-    ended_step = (
-        sa.update(steps)
-        .where(steps.c.id == step_id)
-        .values(bound(steps, "s_", run_steps.ENDING))
-        .returning(steps.c.id)
-        .cte("ended_step")
-    )
+    def ending(table: sa.Table, prefix: str, names: Sequence[str]) -> sa.CTE:
+        """The row ``{prefix}id`` of ``table`` takes ``names`` (whether the run moved)."""
+        return (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam(prefix + "id", type_=table.c.id.type))
+            .values(values(table, prefix, names))
+            .returning(table.c.id)
+            .cte(f"ended_{table.name}")
+        )
+
+    def closing(table: sa.Table, ended: str, prefix: str, names: Sequence[str]) -> sa.CTE:
+        """The run's other open rows of ``table`` (not ``ended``) take ``names``, if it
+        moved."""
+        return (
+            sa.update(table)
+            .where(
+                table.c.run_id == param(runs, "id"),
+                table.c.status == "in_progress",
+                table.c.id != sa.bindparam(ended, type_=table.c.id.type),
+                sa.exists(sa.select(moved.c.id)),
+            )
+            .values(values(table, prefix, names))
+            .returning(table.c.id)
+            .cte(f"closed_{table.name}")
+        )
+
+    ended_message = ending(messages, "m_", messages_store.ENDING)
+    ended_step = ending(steps, "s_", run_steps.ENDING)
     counted = usage.upserting("u_").returning(tables.usage_daily.c.shard).cte("counted")
-    moved = _moving(columns, False, allowed).cte("moved")
-    run_id = param(runs, "id")
-    closed_steps = (
-        sa.update(steps)
-        .where(
-            steps.c.run_id == run_id,
-            steps.c.status == "in_progress",
-            steps.c.id != step_id,
-            sa.exists(sa.select(moved.c.id)),
-        )
-        .values(bound(steps, "c_", step_columns))
-        .returning(steps.c.id)
-        .cte("closed_steps")
-    )
-    closed_messages = (
-        sa.update(messages)
-        .where(
-            messages.c.run_id == run_id,
-            messages.c.status == "in_progress",
-            messages.c.id != message_id,
-            sa.exists(sa.select(moved.c.id)),
-        )
-        .values(bound(messages, "cm_", ("status", "incomplete_at", "incomplete_details")))
-        .returning(messages.c.id)
-        .cte("closed_messages")
-    )
+    closed_steps = closing(steps, "s_id", "c_", step_columns)
+    closed_messages = closing(messages, "m_id", "cm_", _MESSAGE_CLOSING)
     return sa.select(
         *moved.c,
         sa.select(sa.func.array_agg(closed_steps.c.id)).scalar_subquery().label("x_closed_steps"),

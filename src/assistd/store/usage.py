@@ -30,13 +30,15 @@ def day_of(timestamp: int) -> date:
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
-    # INSERT ... ON CONFLICT DO UPDATE exists on both dialects with the same shape; each
-    # has its own construct. Built once per dialect: this runs on every model call.
+def _upsert(dialect: str, prefix: str = "") -> Any:
+    """``add``'s statement, its parameters named ``prefix`` and the column (a prefix lets
+    it be one of a statement's data-modifying CTEs). INSERT ... ON CONFLICT DO UPDATE
+    exists on both dialects with the same shape; each has its own construct. Built once:
+    this runs on every model call."""
     insert: Callable[[sa.Table], Any] = (
         postgresql.insert if dialect == "postgresql" else sqlite.insert
     )
-    statement = insert(_table)
+    statement = insert(_table).values(prepared.row_params(_table, prefix))
     return statement.on_conflict_do_update(
         index_elements=[_table.c.project, _table.c.day, _table.c.model, _table.c.shard],
         set_={name: _table.c[name] + statement.excluded[name] for name in _COUNTS},
@@ -52,8 +54,8 @@ def counted(
     completion_tokens: int,
     requests: int = 1,
 ) -> dict[str, Any]:
-    """One model call's tokens as the values ``add`` (or ``upserting``) adds to the
-    project's row for ``model`` on ``day``."""
+    """One model call's tokens, as ``add`` (or ``upserting``) adds them to the project's
+    row for ``model`` on ``day``."""
     return {
         "project": project,
         "day": day,
@@ -65,41 +67,16 @@ def counted(
     }
 
 
-async def add(
-    conn: Connection,
-    project: str,
-    model: str,
-    day: date,
-    *,
-    prompt_tokens: int,
-    completion_tokens: int,
-    requests: int = 1,
-) -> None:
-    """Add one model call's tokens to the project's row for ``model`` on ``day``."""
-    values = counted(
-        project,
-        model,
-        day,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        requests=requests,
-    )
-    await add_counted(conn, values)
-
-
-async def add_counted(conn: Connection, values: dict[str, Any]) -> None:
-    """Add ``counted`` values to their row."""
+async def add(conn: Connection, values: dict[str, Any]) -> None:
+    """Add one model call's tokens (``counted``) to their row."""
     await prepared.execute(conn, _upsert(conn.dialect.name), values)
 
 
 def upserting(prefix: str) -> sa.Insert:
     """PostgreSQL's ``add`` with parameters named ``prefix`` and the column, to be one of
     a statement's data-modifying CTEs (``prefixed(counted(...), prefix)``)."""
-    statement = postgresql.insert(_table).values(prepared.row_params(_table, prefix))
-    return statement.on_conflict_do_update(
-        index_elements=[_table.c.project, _table.c.day, _table.c.model, _table.c.shard],
-        set_={name: _table.c[name] + statement.excluded[name] for name in _COUNTS},
-    )
+    statement: sa.Insert = _upsert("postgresql", prefix)
+    return statement
 
 
 async def daily(
