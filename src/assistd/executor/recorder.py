@@ -163,9 +163,7 @@ class Recorder:
     async def close_message_in(self, conn: Connection, effect: CloseMessage) -> None:
         """Store the message's end inside the caller's transaction; the caller sends
         ``emit_closed_message`` once it committed."""
-        message, step = self.end_message(effect)
-        await messages.save_ending(conn, message)
-        await run_steps.save_ending(conn, step)
+        await messages.end_with_step(conn, *self.end_message(effect))
 
     def end_message(self, effect: CloseMessage) -> tuple[Message, RunStep]:
         """The open message and its step as ``effect`` ends them, which the caller stores

@@ -138,6 +138,12 @@ async def save_ending(conn: Connection, message: Message) -> None:
     await prepared.execute(conn, _saving(ENDING), params(values, id=message.id))
 
 
+async def end_with_step(conn: Connection, message: Message, step: RunStep) -> None:
+    """Store how a message and its ``message_creation`` step ended (``save_ending``)."""
+    await save_ending(conn, message)
+    await run_steps.save_ending(conn, step)
+
+
 async def save_content(conn: Connection, message_id: str, content: list[JsonObject]) -> None:
     await conn.execute(_saving(("content",)), params({"content": content}, id=message_id))
 

@@ -177,8 +177,7 @@ async def finish(
     its step's ends, the run's move, the closing of its steps and of its messages, the
     tokens, COMMIT), every run's last write, each round trip a wait for the busy loop."""
     if conn.dialect.name != "postgresql":
-        await messages_store.save_ending(conn, ended.message)
-        await run_steps.save_ending(conn, ended.step)
+        await messages_store.end_with_step(conn, ended.message, ended.step)
         changes = await compare_and_set(
             conn, run_id, to, allowed=allowed, fields=fields, closing=closing
         )
