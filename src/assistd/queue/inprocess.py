@@ -56,16 +56,18 @@ class InProcessRunQueue:
         # cancelled or expire meanwhile, which its worker must see before it sends
         # anything upstream (a request costs tokens), so it claims that run first.
         if created is None or not self.start_now(run_id, created):
-            self._held[run_id] += 1
-            self._queue.put_nowait(run_id)
+            self._enqueue(run_id)
 
     def start_now(self, run_id: str, created: NewRun) -> bool:
         if self._waiting <= self._queue.qsize():
             return False
-        self._held[run_id] += 1
         self._created[run_id] = created
-        self._queue.put_nowait(run_id)
+        self._enqueue(run_id)
         return True
+
+    def _enqueue(self, run_id: str) -> None:
+        self._held[run_id] += 1
+        self._queue.put_nowait(run_id)
 
     def created(self, run_id: str) -> NewRun | None:
         return self._created.pop(run_id, None)
